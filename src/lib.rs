@@ -1,0 +1,121 @@
+//! Scoped-resource loops: for each item, **acquire** a resource, **use** it,
+//! **release** it — and only then move on.
+//!
+//! A batch job that opens a file per item can hoard them all without meaning to:
+//! `paths.iter().map(File::open).collect::<Result<Vec<_>, _>>()` holds every
+//! descriptor at once, until `too many open files` (Go programmers know it as
+//! "defer in a loop"). And a release that can fail — a `BufWriter`'s final flush, a
+//! file's `sync_all`, a commit — is silently swallowed when it is left to `Drop`.
+//!
+//! `loopscope` gives every [`Iterator`] two adapters that keep **at most one
+//! resource live**, on every path (success, error, panic, early stop), and let
+//! release fail loudly:
+//!
+//! - [`for_each_scoped`](ScopedIterExt::for_each_scoped) — run each item through
+//!   its own scope; stop at the first error.
+//! - [`try_map_scoped`](ScopedIterExt::try_map_scoped) — a lazy iterator of one
+//!   `Result` per item.
+//!
+//! Resources are acquired by a closure (released by `Drop`) or by a
+//! [`bracket`]`(acquire).release(release)` whose release returns a `Result`. Errors
+//! are a [`ScopedError`] that names the step and the item's index, and keeps both
+//! errors when the body and the release both fail.
+//!
+//! # Usage
+//!
+//! ```toml
+//! [dependencies]
+//! loopscope = "0.1"
+//! ```
+//!
+//! ```
+//! use loopscope::prelude::*;
+//! ```
+//!
+//! # Example
+//!
+//! Count the lines of a thousand logs with one file open at a time, and report
+//! which file failed:
+//!
+//! ```
+//! use std::fs::File;
+//! use std::io::{self, BufRead, BufReader};
+//! use loopscope::prelude::*;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let paths: Vec<_> = (0..1000).map(|i| dir.path().join(format!("{i}.log"))).collect();
+//! # for path in &paths { std::fs::write(path, "GET /\nPOST /login\n")?; }
+//! let mut lines = 0;
+//! paths.iter().for_each_scoped(
+//!     |path| File::open(path).map(BufReader::new),
+//!     |reader| {
+//!         for line in reader.lines() {
+//!             line?;
+//!             lines += 1;
+//!         }
+//!         Ok::<_, io::Error>(())
+//!     },
+//! )?;
+//! assert_eq!(lines, 2000);
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! A release that can fail, with its error kept:
+//!
+//! ```
+//! use std::fs::File;
+//! use std::io::{self, Write};
+//! use loopscope::prelude::*;
+//!
+//! let dir = tempfile::tempdir()?;
+//! ["a", "b"].iter().for_each_scoped(
+//!     bracket(|name: &&str| File::create(dir.path().join(name)))
+//!         .release(|file: File| file.sync_all()),
+//!     |file| file.write_all(b"payload"),
+//! )?;
+//! assert_eq!(std::fs::read(dir.path().join("b"))?, b"payload");
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! # Crate features
+//!
+//! - **`std`** *(default)*: `catch_unwind`, so that a release which panics while
+//!   the body's panic unwinds cannot abort the process; conversions of
+//!   [`ScopedError`] into [`std::io::Error`]. Without it the crate is `#![no_std]`.
+//! - **`testing`**: the [`testing`] module — a [`Tracker`](testing::Tracker) that
+//!   records live, peak, acquired and released resources, to prove your own loops.
+//!
+//! # Rust version
+//!
+//! Rust 1.85 or newer (edition 2024).
+#![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod acquire;
+mod error;
+mod iter;
+mod scope;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use self::acquire::{Acquire, Bracket, Outcome, WithRelease, bracket};
+pub use self::error::ScopedError;
+pub use self::iter::{ScopedIterExt, TryMapScoped};
+
+/// The extension trait, [`bracket`] and [`ScopedError`], for a glob import.
+///
+/// ```
+/// use loopscope::prelude::*;
+///
+/// let total: u32 = [1, 2].into_iter()
+///     .try_map_scoped(|n: u32| Ok::<_, ()>(n * 10), |n| Ok::<_, ()>(*n))
+///     .map(Result::unwrap)
+///     .sum();
+/// assert_eq!(total, 30);
+/// ```
+pub mod prelude {
+    pub use crate::{ScopedError, ScopedIterExt, bracket};
+}

@@ -1,0 +1,76 @@
+//! One item's scope: acquire, use, release — the step every sync adapter repeats.
+
+use scopeguard::ScopeGuard;
+
+use crate::{Acquire, Outcome, ScopedError};
+
+/// The error type of a scope run with the acquire `A` and a body failing with `U`.
+pub(crate) type ScopeError<A, Item, U> =
+    ScopedError<<A as Acquire<Item>>::Error, U, <A as Acquire<Item>>::ReleaseError>;
+
+/// Acquires the resource for `item`, lends it to `body`, and releases it before
+/// returning — also when `body` panics, in which case the panic resumes after the
+/// release.
+#[inline]
+pub(crate) fn run<Item, A, B, T, U>(
+    acquire: &mut A,
+    body: &mut B,
+    item: Item,
+    index: usize,
+) -> Result<T, ScopeError<A, Item, U>>
+where
+    A: Acquire<Item>,
+    B: FnMut(&mut A::Resource) -> Result<T, U>,
+{
+    let resource = acquire
+        .acquire(item)
+        .map_err(|source| ScopedError::Acquire { index, source })?;
+
+    // The guard only ever fires while `body` unwinds: on every other path it is
+    // disarmed by `into_inner` below, and the release runs in the open, where its
+    // error can be returned.
+    let mut armed = scopeguard::guard((resource, &mut *acquire), |(resource, acquire)| {
+        release_while_unwinding(acquire, resource);
+    });
+    let used = body(&mut armed.0);
+    let (resource, acquire) = ScopeGuard::into_inner(armed);
+
+    let outcome = if used.is_ok() {
+        Outcome::Completed
+    } else {
+        Outcome::Failed
+    };
+    let released = acquire.release(resource, outcome);
+    match (used, released) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(source)) => Err(ScopedError::Release { index, source }),
+        (Err(source), released) => Err(ScopedError::Use {
+            index,
+            source,
+            release: released.err(),
+        }),
+    }
+}
+
+/// Releases a resource while the body's panic unwinds.
+///
+/// A panic escaping a destructor during unwinding aborts the process, so with
+/// `std` a panicking release is caught and dropped: the body's panic is the one
+/// that resumes. The release error has nowhere to go either, since the caller gets
+/// the panic, not a `Result`.
+#[cfg(feature = "std")]
+#[cold]
+fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
+    let release = std::panic::AssertUnwindSafe(|| acquire.release(resource, Outcome::Panicked));
+    drop(std::panic::catch_unwind(release));
+}
+
+/// Releases a resource while the body's panic unwinds.
+///
+/// Without `std` there is no `catch_unwind`: a release that panics here aborts, as
+/// any destructor that panics during unwinding does.
+#[cfg(not(feature = "std"))]
+#[cold]
+fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
+    drop(acquire.release(resource, Outcome::Panicked));
+}
