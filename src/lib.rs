@@ -119,3 +119,8 @@ pub use self::iter::{ScopedIterExt, TryMapScoped};
 pub mod prelude {
     pub use crate::{ScopedError, ScopedIterExt, bracket};
 }
+
+// Runs the README's code blocks as doctests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,5 +1,6 @@
 //! A body's panic releases the resource and then resumes; a release that panics
 //! while the body's panic unwinds does not abort the process.
+#![cfg(feature = "testing")]
 
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
