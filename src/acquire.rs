@@ -32,7 +32,8 @@ pub enum Outcome {
     Failed,
     /// The body panicked; the panic resumes once the release has run.
     Panicked,
-    /// The item's work was dropped before it finished (async adapters only).
+    /// The item's work was dropped before it finished. The sync adapters never
+    /// report it: each item's scope runs to its end within one call.
     Cancelled,
 }
 
