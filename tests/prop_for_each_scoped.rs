@@ -1,0 +1,65 @@
+//! Property tests of `for_each_scoped` against a model, for invariants 1–4 of the
+//! design: at most one resource live, every resource released exactly once, every
+//! error surfaced with its index (both errors kept when body and release fail),
+//! the items handled in input order and nothing acquired after the first failure.
+//!
+//! Each item's acquire, body and release succeed, fail or panic as a generated
+//! script says; see `common` for the scripts, the model and the checks.
+#![cfg(feature = "testing")]
+
+mod common;
+
+use common::{
+    Ending, Harness, Item, Release, RunModel, catch, check_calls, check_resources, failure,
+    model_for_each, scripts,
+};
+use loopscope::prelude::*;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+/// Runs `for_each_scoped` over the scripted items and checks it against the model.
+fn check(scripts: &[common::ItemScript], release: Release) -> Result<(), TestCaseError> {
+    let harness = Harness::new();
+    let h = &harness;
+    let ending: Ending<()> = catch(|| match release {
+        Release::Bracket => h
+            .items(scripts)
+            .for_each_scoped(
+                bracket(|item: Item| h.acquire(item)).release(|resource| h.release(resource)),
+                |resource| h.body(resource),
+            )
+            .map_err(failure),
+        Release::Drop => h
+            .items(scripts)
+            .for_each_scoped(|item: Item| h.acquire(item), |resource| h.body(resource))
+            .map_err(failure),
+    });
+
+    let RunModel {
+        ending: expected,
+        events,
+        acquired,
+    } = model_for_each(scripts, release);
+    prop_assert_eq!(
+        ending,
+        expected,
+        "invariant 3: the error (step, index, both errors) or panic payload"
+    );
+    check_resources(&harness, acquired)?;
+    check_calls(&harness, &events)
+}
+
+proptest! {
+    /// With `bracket(acquire).release(release)`, where each of the three steps may
+    /// succeed, fail or panic.
+    #[test]
+    fn matches_the_model_with_a_bracket(scripts in scripts(Release::Bracket)) {
+        check(&scripts, Release::Bracket)?;
+    }
+
+    /// With a plain acquire closure: resources released by `Drop`.
+    #[test]
+    fn matches_the_model_with_release_by_drop(scripts in scripts(Release::Drop)) {
+        check(&scripts, Release::Drop)?;
+    }
+}
