@@ -29,11 +29,13 @@ where
     // The guard only ever fires while `body` unwinds: on every other path it is
     // disarmed by `into_inner` below, and the release runs in the open, where its
     // error can be returned.
-    let mut armed = scopeguard::guard((resource, &mut *acquire), |(resource, acquire)| {
+    // Guarding the resource alone (not a tuple with `acquire`) keeps the loop from
+    // storing an extra pointer per item.
+    let mut armed = scopeguard::guard(resource, |resource| {
         release_while_unwinding(acquire, resource);
     });
-    let used = body(&mut armed.0);
-    let (resource, acquire) = ScopeGuard::into_inner(armed);
+    let used = body(&mut armed);
+    let resource = ScopeGuard::into_inner(armed);
 
     let outcome = if used.is_ok() {
         Outcome::Completed

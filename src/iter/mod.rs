@@ -77,6 +77,7 @@ pub trait ScopedIterExt: Iterator + Sized {
     /// assert_eq!(std::io::Error::from(error).kind(), ErrorKind::NotFound);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     fn for_each_scoped<A, B, T, EU>(
         self,
         mut acquire: A,
@@ -142,6 +143,7 @@ pub trait ScopedIterExt: Iterator + Sized {
     /// assert!(matches!(results[1], Err(ScopedError::Acquire { index: 1, .. })));
     /// assert!(matches!(results[2], Err(ScopedError::Use { index: 2, source: "overflow", .. })));
     /// ```
+    #[inline]
     fn try_map_scoped<A, B, T, EU>(self, acquire: A, body: B) -> TryMapScoped<Self, A, B>
     where
         A: Acquire<Self::Item>,

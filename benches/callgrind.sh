@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Instruction counts of the sync adapters against the hand-written code they
+# replace: the deterministic half of the performance contract (DESIGN.md,
+# "Performance contract": adapter / hand-written <= 1.02x).
+#
+# Usage:
+#   bash benches/callgrind.sh                     # every workload
+#   bash benches/callgrind.sh files_for_each ...  # only these workloads
+#   LOOPSCOPE_CALLGRIND_REPS=20 bash benches/callgrind.sh
+#
+# Needs valgrind. It builds the bench binary of benches/sync_adapters.rs in the
+# bench (release) profile, then runs every workload's two variants, each in its
+# own process, under
+#   valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*callgrind_measured*'
+# with LOOPSCOPE_CALLGRIND=<workload>/<variant>. The binary then skips criterion
+# and calls the variant LOOPSCOPE_CALLGRIND_REPS times (default 10) inside its
+# #[inline(never)] function callgrind_measured, after one uncounted warm-up run;
+# only what executes inside that function is counted (see the top of
+# benches/sync_adapters.rs). The table gives instructions per run of a workload
+# (1,000 items: total / reps) and the ratio adapter / hand-written. Kernel work
+# (the file workloads' system calls) is not counted by callgrind.
+#
+# The callgrind.out files go to a temporary directory, removed on exit. Exits
+# non-zero if a ratio is above the target (LOOPSCOPE_CALLGRIND_TARGET, 1.02).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+reps=${LOOPSCOPE_CALLGRIND_REPS:-10}
+target=${LOOPSCOPE_CALLGRIND_TARGET:-1.02}
+
+command -v valgrind >/dev/null || {
+    echo "callgrind.sh: valgrind is not installed" >&2
+    exit 2
+}
+
+# Build, and take the bench executable from cargo's JSON messages.
+bin=$(
+    cargo bench --bench sync_adapters --no-run --message-format=json-render-diagnostics |
+        grep '"name":"sync_adapters"' |
+        grep -o '"executable":"[^"]*"' |
+        tail -n 1 |
+        cut -d '"' -f 4
+)
+if [[ -z $bin || ! -x $bin ]]; then
+    echo "callgrind.sh: could not find the sync_adapters bench executable" >&2
+    exit 2
+fi
+
+if (($# > 0)); then
+    workloads=("$@")
+else
+    mapfile -t workloads < <(LOOPSCOPE_CALLGRIND=list "$bin")
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Instructions per run of one workload variant.
+count() {
+    local spec=$1 out
+    out="$tmp/callgrind.out.${spec//\//.}"
+    if ! LOOPSCOPE_CALLGRIND=$spec LOOPSCOPE_CALLGRIND_REPS=$reps \
+        valgrind --tool=callgrind --callgrind-out-file="$out" \
+        --collect-atstart=no --toggle-collect='*callgrind_measured*' \
+        "$bin" >"$tmp/log" 2>&1; then
+        cat "$tmp/log" >&2
+        echo "callgrind.sh: $spec failed" >&2
+        exit 1
+    fi
+    awk -v reps="$reps" '/^summary:/ { printf "%d\n", $2 / reps }' "$out"
+}
+
+echo "instructions per run (1,000 items), ${reps} reps each, target <= ${target}x"
+printf '%-30s %14s %14s %8s\n' workload hand_written adapter ratio
+above=0
+for workload in "${workloads[@]}"; do
+    hand=$(count "$workload/hand_written")
+    adapter=$(count "$workload/adapter")
+    ratio=$(awk -v a="$adapter" -v h="$hand" 'BEGIN { printf "%.4f", a / h }')
+    mark=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r > t) ? "  ABOVE TARGET" : "" }')
+    [[ -z $mark ]] || above=1
+    printf '%-30s %14s %14s %8s%s\n' "$workload" "$hand" "$adapter" "$ratio" "$mark"
+done
+exit "$above"

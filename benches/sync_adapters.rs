@@ -1,0 +1,473 @@
+//! The sync adapters side by side with the hand-written code they replace.
+//!
+//! Every workload is a pair of functions doing exactly the same work on the same
+//! input — the same acquire, body and release functions, the same consumer — once
+//! written by hand (`hand_written`) and once with a `loopscope` adapter
+//! (`adapter`). Each pair is one criterion group, so both halves are measured in
+//! the same run, one right after the other:
+//!
+//! - `trivial_*`: 1,000 items; the resource is a small struct built from the item,
+//!   whose `Drop` does a `black_box`ed write, and the body does a little
+//!   arithmetic. This shows the adapters' own overhead, with nothing to hide it.
+//! - `files_*`: 1,000 small real files in a temporary directory, each opened and
+//!   read to the end. Here the system calls dominate.
+//!
+//! The performance contract (DESIGN.md) asks for adapter / hand-written ≤ 1.02×.
+//!
+//! ```text
+//! cargo bench --bench sync_adapters               # criterion, all workloads
+//! cargo bench --bench sync_adapters -- files_     # criterion, a filter
+//! bash benches/callgrind.sh                       # instruction counts
+//! ```
+//!
+//! # Instruction counting
+//!
+//! Time is noisy on a shared machine; instruction counts are not. With the
+//! environment variable `LOOPSCOPE_CALLGRIND=<workload>/<variant>` (for example
+//! `trivial_for_each/adapter`) the binary skips criterion, builds the same fixture,
+//! runs that one function once as a warm-up, and then calls it
+//! `LOOPSCOPE_CALLGRIND_REPS` times (default 10) inside [`callgrind_measured`].
+//! `LOOPSCOPE_CALLGRIND=list` prints the workload names.
+//!
+//! Why the counts are attributable: `benches/callgrind.sh` runs the binary under
+//! `valgrind --tool=callgrind --collect-atstart=no
+//! --toggle-collect='*callgrind_measured*'`, so callgrind counts only the
+//! instructions executed from the entry to the exit of `callgrind_measured`
+//! (an `#[inline(never)]`, non-generic function, so its symbol exists under that
+//! name), including everything it calls: the workload, the std and libc code it
+//! runs. Process start-up, the fixture (creating the files), the environment
+//! parsing and the warm-up call — which takes any lazy one-time initialisation
+//! out of the count — all run with collection off. The workload is called
+//! through a function pointer in both variants, so the loop around it costs the
+//! same few instructions for each; total / reps is the cost of one run of the
+//! workload (1,000 items). Kernel time is invisible to callgrind: for the file
+//! workloads the counts are the user-space work around the system calls.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use loopscope::prelude::*;
+use tempfile::TempDir;
+
+/// Items per run of every workload.
+const ITEMS: usize = 1_000;
+/// Bytes in each file of the `files_*` workloads.
+const FILE_LEN: usize = 128;
+
+/// The inputs, built once: the items of the `trivial_*` workloads, and the
+/// temporary files of the `files_*` ones.
+struct Fixture {
+    items: Vec<u64>,
+    paths: Vec<PathBuf>,
+    /// Keeps the files alive; `None` when no workload needs them.
+    _dir: Option<TempDir>,
+}
+
+impl Fixture {
+    fn new(with_files: bool) -> io::Result<Self> {
+        let items = (0..ITEMS as u64).collect();
+        if !with_files {
+            return Ok(Self {
+                items,
+                paths: Vec::new(),
+                _dir: None,
+            });
+        }
+        let dir = tempfile::tempdir()?;
+        let mut paths = Vec::with_capacity(ITEMS);
+        for i in 0..ITEMS {
+            let path = dir.path().join(format!("{i:04}.log"));
+            let mut line = format!("GET /item/{i} 200\n").into_bytes();
+            line.resize(FILE_LEN, b'.');
+            std::fs::write(&path, line)?;
+            paths.push(path);
+        }
+        Ok(Self {
+            items,
+            paths,
+            _dir: Some(dir),
+        })
+    }
+}
+
+/// One run of a workload (all of its items); returns a checksum.
+type Workload = fn(&Fixture) -> u64;
+
+/// A workload: the hand-written code and the adapter doing the same work.
+struct Pair {
+    name: &'static str,
+    hand_written: Workload,
+    adapter: Workload,
+    files: bool,
+}
+
+const PAIRS: &[Pair] = &[
+    Pair {
+        name: "trivial_for_each",
+        hand_written: trivial::for_each_hand_written,
+        adapter: trivial::for_each_adapter,
+        files: false,
+    },
+    Pair {
+        name: "trivial_try_map_sum",
+        hand_written: trivial::try_map_sum_hand_written,
+        adapter: trivial::try_map_sum_adapter,
+        files: false,
+    },
+    Pair {
+        name: "trivial_try_map_collect",
+        hand_written: trivial::try_map_collect_hand_written,
+        adapter: trivial::try_map_collect_adapter,
+        files: false,
+    },
+    Pair {
+        name: "trivial_bracket_for_each",
+        hand_written: trivial::bracket_for_each_hand_written,
+        adapter: trivial::bracket_for_each_adapter,
+        files: false,
+    },
+    Pair {
+        name: "trivial_bracket_try_map_sum",
+        hand_written: trivial::bracket_try_map_sum_hand_written,
+        adapter: trivial::bracket_try_map_sum_adapter,
+        files: false,
+    },
+    Pair {
+        name: "files_for_each",
+        hand_written: files::for_each_hand_written,
+        adapter: files::for_each_adapter,
+        files: true,
+    },
+    Pair {
+        name: "files_try_map_sum",
+        hand_written: files::try_map_sum_hand_written,
+        adapter: files::try_map_sum_adapter,
+        files: true,
+    },
+];
+
+/// A trivial resource: the adapters' own overhead, with nothing to hide it.
+///
+/// Every function that can fail checks for an input that never occurs but that
+/// the optimiser cannot rule out (the items pass through `black_box`), so the
+/// error paths exist in both variants, as in real code.
+mod trivial {
+    use super::*;
+
+    /// Never returned: the error paths only need to exist.
+    #[derive(Debug)]
+    pub struct Fail;
+
+    pub struct Resource {
+        key: u64,
+        acc: u64,
+    }
+
+    impl Drop for Resource {
+        fn drop(&mut self) {
+            // A write the optimiser must keep.
+            black_box(self.acc ^ self.key);
+        }
+    }
+
+    #[inline]
+    fn acquire(item: u64) -> Result<Resource, Fail> {
+        if item == u64::MAX {
+            return Err(Fail);
+        }
+        Ok(Resource {
+            key: item,
+            acc: item.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    #[inline]
+    fn body(resource: &mut Resource) -> Result<u64, Fail> {
+        if resource.key == u64::MAX - 1 {
+            return Err(Fail);
+        }
+        resource.acc = resource.acc.rotate_left(17) ^ resource.key;
+        // Below 2^32, so that 1,000 of them add up without overflow.
+        Ok(resource.acc >> 32)
+    }
+
+    #[inline]
+    fn release(resource: Resource) -> Result<(), Fail> {
+        if resource.key == u64::MAX - 2 {
+            return Err(Fail);
+        }
+        drop(resource);
+        Ok(())
+    }
+
+    type Error = ScopedError<Fail, Fail, Infallible>;
+    type BracketError = ScopedError<Fail, Fail, Fail>;
+
+    pub fn for_each_hand_written(fixture: &Fixture) -> u64 {
+        fn run(items: &[u64]) -> Result<u64, Fail> {
+            let mut sum = 0;
+            for &item in items {
+                let mut resource = acquire(item)?;
+                sum += body(&mut resource)?;
+            }
+            Ok(sum)
+        }
+        run(black_box(&fixture.items)).expect("no item fails")
+    }
+
+    pub fn for_each_adapter(fixture: &Fixture) -> u64 {
+        let mut sum = 0;
+        black_box(&fixture.items)
+            .iter()
+            .copied()
+            .for_each_scoped(acquire, |resource| body(resource).map(|value| sum += value))
+            .expect("no item fails");
+        sum
+    }
+
+    pub fn try_map_sum_hand_written(fixture: &Fixture) -> u64 {
+        black_box(&fixture.items)
+            .iter()
+            .copied()
+            .map(|item| {
+                let mut resource = acquire(item)?;
+                body(&mut resource)
+            })
+            .sum::<Result<u64, Fail>>()
+            .expect("no item fails")
+    }
+
+    pub fn try_map_sum_adapter(fixture: &Fixture) -> u64 {
+        black_box(&fixture.items)
+            .iter()
+            .copied()
+            .try_map_scoped(acquire, body)
+            .sum::<Result<u64, Error>>()
+            .expect("no item fails")
+    }
+
+    pub fn try_map_collect_hand_written(fixture: &Fixture) -> u64 {
+        let values = black_box(&fixture.items)
+            .iter()
+            .copied()
+            .map(|item| {
+                let mut resource = acquire(item)?;
+                body(&mut resource)
+            })
+            .collect::<Result<Vec<u64>, Fail>>()
+            .expect("no item fails");
+        black_box(&values).len() as u64
+    }
+
+    pub fn try_map_collect_adapter(fixture: &Fixture) -> u64 {
+        let values = black_box(&fixture.items)
+            .iter()
+            .copied()
+            .try_map_scoped(acquire, body)
+            .collect::<Result<Vec<u64>, Error>>()
+            .expect("no item fails");
+        black_box(&values).len() as u64
+    }
+
+    pub fn bracket_for_each_hand_written(fixture: &Fixture) -> u64 {
+        // Released explicitly, also when the body fails; the body's error first.
+        fn run(items: &[u64]) -> Result<u64, Fail> {
+            let mut sum = 0;
+            for &item in items {
+                let mut resource = acquire(item)?;
+                let used = body(&mut resource);
+                let released = release(resource);
+                sum += used?;
+                released?;
+            }
+            Ok(sum)
+        }
+        run(black_box(&fixture.items)).expect("no item fails")
+    }
+
+    pub fn bracket_for_each_adapter(fixture: &Fixture) -> u64 {
+        let mut sum = 0;
+        black_box(&fixture.items)
+            .iter()
+            .copied()
+            .for_each_scoped(bracket(acquire).release(release), |resource| {
+                body(resource).map(|value| sum += value)
+            })
+            .expect("no item fails");
+        sum
+    }
+
+    pub fn bracket_try_map_sum_hand_written(fixture: &Fixture) -> u64 {
+        black_box(&fixture.items)
+            .iter()
+            .copied()
+            .map(|item| {
+                let mut resource = acquire(item)?;
+                let used = body(&mut resource);
+                let released = release(resource);
+                let value = used?;
+                released?;
+                Ok(value)
+            })
+            .sum::<Result<u64, Fail>>()
+            .expect("no item fails")
+    }
+
+    pub fn bracket_try_map_sum_adapter(fixture: &Fixture) -> u64 {
+        black_box(&fixture.items)
+            .iter()
+            .copied()
+            .try_map_scoped(bracket(acquire).release(release), body)
+            .sum::<Result<u64, BracketError>>()
+            .expect("no item fails")
+    }
+}
+
+/// Real files: open, read to the end, close. Each run allocates one buffer,
+/// cleared before each file, in both variants.
+mod files {
+    use super::*;
+
+    pub fn for_each_hand_written(fixture: &Fixture) -> u64 {
+        fn run(paths: &[PathBuf], buf: &mut Vec<u8>) -> io::Result<u64> {
+            let mut total = 0;
+            for path in paths {
+                let mut file = File::open(path)?;
+                buf.clear();
+                total += file.read_to_end(buf)? as u64;
+            }
+            Ok(total)
+        }
+        let mut buf = Vec::with_capacity(4 * FILE_LEN);
+        run(black_box(&fixture.paths), &mut buf).expect("the files are readable")
+    }
+
+    pub fn for_each_adapter(fixture: &Fixture) -> u64 {
+        let mut buf = Vec::with_capacity(4 * FILE_LEN);
+        let mut total = 0;
+        black_box(&fixture.paths)
+            .iter()
+            .for_each_scoped(File::open, |file| {
+                buf.clear();
+                file.read_to_end(&mut buf).map(|n| total += n as u64)
+            })
+            .expect("the files are readable");
+        total
+    }
+
+    pub fn try_map_sum_hand_written(fixture: &Fixture) -> u64 {
+        let mut buf = Vec::with_capacity(4 * FILE_LEN);
+        black_box(&fixture.paths)
+            .iter()
+            .map(|path| {
+                let mut file = File::open(path)?;
+                buf.clear();
+                file.read_to_end(&mut buf).map(|n| n as u64)
+            })
+            .sum::<io::Result<u64>>()
+            .expect("the files are readable")
+    }
+
+    pub fn try_map_sum_adapter(fixture: &Fixture) -> u64 {
+        let mut buf = Vec::with_capacity(4 * FILE_LEN);
+        black_box(&fixture.paths)
+            .iter()
+            .try_map_scoped(File::open, |file| {
+                buf.clear();
+                file.read_to_end(&mut buf).map(|n| n as u64)
+            })
+            .sum::<Result<u64, ScopedError<io::Error, io::Error, Infallible>>>()
+            .expect("the files are readable")
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let fixture = Fixture::new(true).expect("create the temporary files");
+    for pair in PAIRS {
+        // The same work: the same result.
+        assert_eq!(
+            (pair.hand_written)(&fixture),
+            (pair.adapter)(&fixture),
+            "{}: the two variants disagree",
+            pair.name
+        );
+        let mut group = c.benchmark_group(pair.name);
+        group.throughput(Throughput::Elements(ITEMS as u64));
+        group.warm_up_time(Duration::from_secs(1));
+        if pair.files {
+            // A run is milliseconds of system calls: fewer, longer samples.
+            group
+                .sample_size(30)
+                .measurement_time(Duration::from_secs(4));
+        } else {
+            group
+                .sample_size(100)
+                .measurement_time(Duration::from_secs(3));
+        }
+        group.bench_function("hand_written", |b| {
+            b.iter(|| (pair.hand_written)(black_box(&fixture)));
+        });
+        group.bench_function("adapter", |b| {
+            b.iter(|| (pair.adapter)(black_box(&fixture)));
+        });
+        group.finish();
+    }
+}
+
+/// Runs `workload` `reps` times. Under callgrind only the instructions executed
+/// inside this function (and what it calls) are counted: see the crate docs.
+#[inline(never)]
+fn callgrind_measured(workload: Workload, fixture: &Fixture, reps: u32) -> u64 {
+    let mut checksum = 0u64;
+    for _ in 0..reps {
+        checksum = checksum.wrapping_add(black_box(workload)(black_box(fixture)));
+    }
+    checksum
+}
+
+/// `LOOPSCOPE_CALLGRIND=<workload>/<variant>` or `list`.
+fn callgrind_mode(spec: &str) {
+    if spec == "list" {
+        for pair in PAIRS {
+            println!("{}", pair.name);
+        }
+        return;
+    }
+    let (name, variant) = spec
+        .split_once('/')
+        .unwrap_or_else(|| panic!("LOOPSCOPE_CALLGRIND={spec}: expected <workload>/<variant>"));
+    let pair = PAIRS
+        .iter()
+        .find(|pair| pair.name == name)
+        .unwrap_or_else(|| panic!("no workload {name:?}; try LOOPSCOPE_CALLGRIND=list"));
+    let workload = match variant {
+        "hand_written" => pair.hand_written,
+        "adapter" => pair.adapter,
+        _ => panic!("no variant {variant:?}: expected hand_written or adapter"),
+    };
+    let reps = match std::env::var("LOOPSCOPE_CALLGRIND_REPS") {
+        Ok(reps) => reps.parse().expect("LOOPSCOPE_CALLGRIND_REPS: a number"),
+        Err(_) => 10,
+    };
+    let fixture = Fixture::new(pair.files).expect("create the temporary files");
+    // Warm-up, not counted: lazy one-time initialisation, first allocations.
+    let expected = workload(&fixture);
+    let checksum = callgrind_measured(workload, &fixture, reps);
+    assert_eq!(checksum, expected.wrapping_mul(u64::from(reps)));
+    println!("{name}/{variant}: {reps} reps, checksum {checksum}");
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("LOOPSCOPE_CALLGRIND") {
+        callgrind_mode(&spec);
+        return;
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    benches(&mut criterion);
+    criterion.final_summary();
+}
