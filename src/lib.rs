@@ -94,9 +94,13 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod acquire;
+#[cfg(feature = "stream")]
+mod async_acquire;
 mod error;
 mod iter;
 mod scope;
+#[cfg(feature = "stream")]
+mod stream;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -104,8 +108,15 @@ pub mod testing;
 pub use self::acquire::{Acquire, Bracket, Outcome, WithRelease, bracket};
 pub use self::error::ScopedError;
 pub use self::iter::{ScopedIterExt, TryMapScoped};
+#[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+pub use self::{
+    async_acquire::{AsyncAcquire, AsyncBracket, AsyncWithRelease, async_bracket},
+    stream::ScopedStreamExt,
+};
 
-/// The extension trait, [`bracket`] and [`ScopedError`], for a glob import.
+/// The extension traits, [`bracket`], [`async_bracket`] and [`ScopedError`], for a
+/// glob import.
 ///
 /// ```
 /// use loopscope::prelude::*;
@@ -118,6 +129,8 @@ pub use self::iter::{ScopedIterExt, TryMapScoped};
 /// ```
 pub mod prelude {
     pub use crate::{ScopedError, ScopedIterExt, bracket};
+    #[cfg(feature = "stream")]
+    pub use crate::{ScopedStreamExt, async_bracket};
 }
 
 // Runs the README's code blocks as doctests, so the README cannot drift from the API.

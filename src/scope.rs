@@ -37,12 +37,28 @@ where
     let used = body(&mut armed);
     let resource = ScopeGuard::into_inner(armed);
 
-    let outcome = if used.is_ok() {
+    let released = acquire.release(resource, outcome_of(&used));
+    conclude(used, released, index)
+}
+
+/// How a body that returned `used` ended, for its release.
+#[inline]
+pub(crate) fn outcome_of<T, U>(used: &Result<T, U>) -> Outcome {
+    if used.is_ok() {
         Outcome::Completed
     } else {
         Outcome::Failed
-    };
-    let released = acquire.release(resource, outcome);
+    }
+}
+
+/// The result of an item's scope, from its body's result and its release's:
+/// the body's value only if both succeeded, and every error kept.
+#[inline]
+pub(crate) fn conclude<T, EA, U, ER>(
+    used: Result<T, U>,
+    released: Result<(), ER>,
+    index: usize,
+) -> Result<T, ScopedError<EA, U, ER>> {
     match (used, released) {
         (Ok(value), Ok(())) => Ok(value),
         (Ok(_), Err(source)) => Err(ScopedError::Release { index, source }),

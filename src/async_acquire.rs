@@ -1,0 +1,309 @@
+//! How a resource is acquired for an item and released again, asynchronously.
+//!
+//! The sequential stream adapters take an [`AsyncAcquire`]: an async closure
+//! `AsyncFnMut(Item) -> Result<R, E>` (the resource is released by dropping it), or
+//! an [`async_bracket`] whose release is a closure returning a future — closing a
+//! connection or flushing a file is `async`, and Rust has no async `Drop`.
+
+use core::convert::Infallible;
+use core::fmt;
+use core::future::{self, Future};
+use core::marker::PhantomData;
+
+use crate::Outcome;
+
+/// Acquires a resource for an item and releases it when the item is done, both
+/// asynchronously: the async counterpart of [`Acquire`](crate::Acquire).
+///
+/// The sequential stream adapters await [`acquire`](AsyncAcquire::acquire) once
+/// per item, lend the resource to the body, and then await
+/// [`release`](AsyncAcquire::release) exactly once — whether the body returned `Ok`
+/// or `Err`, or panicked — before they touch the next item. If the adapter is
+/// dropped mid-item (cancelled), the resource is released by its `Drop`.
+///
+/// It is implemented for:
+///
+/// - every async closure `AsyncFnMut(Item) -> Result<R, E>`: the resource is
+///   released by dropping it, and the release cannot fail;
+/// - [`async_bracket`]`(acquire)`, the same as `acquire` itself;
+/// - [`async_bracket`]`(acquire).release(release)`, whose `release` closure
+///   `FnMut(R) -> impl Future<Output = Result<(), E>>` is awaited instead of
+///   `Drop`, so that a `shutdown().await` or a `sync_all().await` happens and its
+///   error reaches the caller.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::{AsyncAcquire, Outcome};
+/// use loopscope::prelude::*;
+///
+/// /// Hands out numbered tickets and counts those whose work completed.
+/// #[derive(Default)]
+/// struct Tickets {
+///     completed: usize,
+/// }
+///
+/// impl AsyncAcquire<u32> for Tickets {
+///     type Resource = u32;
+///     type Error = Infallible;
+///     type ReleaseError = Infallible;
+///
+///     async fn acquire(&mut self, item: u32) -> Result<u32, Infallible> {
+///         Ok(item * 100)
+///     }
+///
+///     async fn release(&mut self, _ticket: u32, outcome: Outcome) -> Result<(), Infallible> {
+///         self.completed += usize::from(outcome.is_completed());
+///         Ok(())
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let mut seen = Vec::new();
+/// stream::iter([1, 2])
+///     .for_each_scoped(Tickets::default(), async |ticket| {
+///         seen.push(*ticket);
+///         Ok::<_, Infallible>(())
+///     })
+///     .await?;
+/// assert_eq!(seen, [100, 200]);
+/// # Ok::<(), ScopedError<Infallible, Infallible, Infallible>>(())
+/// # }).unwrap();
+/// ```
+pub trait AsyncAcquire<Item> {
+    /// The resource lent to the body.
+    type Resource;
+    /// The error of a failed acquire.
+    type Error;
+    /// The error of a failed release.
+    type ReleaseError;
+
+    /// Acquires the resource for one item.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation reports; the adapters wrap it in
+    /// [`ScopedError::Acquire`](crate::ScopedError::Acquire) and release nothing.
+    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
+
+    /// Releases the resource of one item, told how the item's body ended.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the implementation reports; the adapters wrap it in
+    /// [`ScopedError::Release`](crate::ScopedError::Release), or keep it beside the
+    /// body's error in [`ScopedError::Use`](crate::ScopedError::Use).
+    fn release(
+        &mut self,
+        resource: Self::Resource,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
+}
+
+impl<Item, R, E, F> AsyncAcquire<Item> for F
+where
+    F: AsyncFnMut(Item) -> Result<R, E>,
+{
+    type Resource = R;
+    type Error = E;
+    type ReleaseError = Infallible;
+
+    #[inline]
+    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
+        self(item)
+    }
+
+    #[inline]
+    fn release(
+        &mut self,
+        resource: R,
+        _outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Infallible>> {
+        drop(resource);
+        future::ready(Ok(()))
+    }
+}
+
+/// Starts an async bracket: `acquire` now, an async release of your choice to
+/// follow.
+///
+/// `acquire` is an async closure `AsyncFnMut(Item) -> Result<R, E>`. On its own,
+/// `async_bracket(acquire)` behaves like `acquire` (the resource is released by
+/// `Drop`). Call [`.release(..)`](AsyncBracket::release) to release it with a
+/// closure that returns a future, awaited by the adapter before the next item.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::prelude::*;
+///
+/// # futures::executor::block_on(async {
+/// let mut closed = Vec::new();
+/// stream::iter(["a", "b"])
+///     .for_each_scoped(
+///         async_bracket(async |name: &str| Ok::<_, io::Error>(format!("connection to {name}")))
+///             .release(|connection| {
+///                 closed.push(connection);
+///                 async { Ok::<_, io::Error>(()) } // e.g. `stream.shutdown().await`
+///             }),
+///         async |connection| Ok::<_, io::Error>(connection.len()),
+///     )
+///     .await?;
+/// assert_eq!(closed, ["connection to a", "connection to b"]);
+/// # Ok::<(), io::Error>(())
+/// # }).unwrap();
+/// ```
+pub fn async_bracket<Item, R, E, A>(acquire: A) -> AsyncBracket<A, R>
+where
+    A: AsyncFnMut(Item) -> Result<R, E>,
+{
+    AsyncBracket {
+        acquire,
+        resource: PhantomData,
+    }
+}
+
+/// An async acquire waiting for its release; made by [`async_bracket`].
+///
+/// It already implements [`AsyncAcquire`] with release by `Drop`;
+/// [`release`](AsyncBracket::release) gives it an async release that may fail.
+///
+/// `R` is the resource type, named here so that the release closure's argument
+/// needs no type annotation.
+#[must_use = "a bracket does nothing until it is given to a scoped adapter"]
+pub struct AsyncBracket<A, R> {
+    acquire: A,
+    resource: PhantomData<fn() -> R>,
+}
+
+impl<A, R> AsyncBracket<A, R> {
+    /// Releases each resource with the future `release` returns, instead of
+    /// dropping it.
+    ///
+    /// `release` takes the resource by value and returns a future of
+    /// `Result<(), E>`, such as `|mut stream| async move { stream.shutdown().await }`.
+    /// The adapter awaits it before it acquires the next item; an `Err` reaches the
+    /// caller as [`ScopedError::Release`](crate::ScopedError::Release), or beside the
+    /// body's error in [`ScopedError::Use`](crate::ScopedError::Use). It runs exactly
+    /// once per acquired resource, also when the body fails or panics. If the
+    /// adapter is dropped mid-item, the resource is released by its `Drop` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let error = stream::iter([1, 2, 3])
+    ///     .for_each_scoped(
+    ///         async_bracket(async |id: i32| Ok::<_, &str>(id))
+    ///             .release(|id| async move { if id == 2 { Err("close failed") } else { Ok(()) } }),
+    ///         async |_id| Ok::<_, &str>(()),
+    ///     )
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!((error.index(), error.release_error()), (1, Some(&"close failed")));
+    /// # });
+    /// ```
+    pub fn release<F, Fut, E>(self, release: F) -> AsyncWithRelease<A, R, F>
+    where
+        F: FnMut(R) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        AsyncWithRelease {
+            acquire: self.acquire,
+            release,
+            resource: PhantomData,
+        }
+    }
+}
+
+impl<A: Clone, R> Clone for AsyncBracket<A, R> {
+    fn clone(&self) -> Self {
+        Self {
+            acquire: self.acquire.clone(),
+            resource: PhantomData,
+        }
+    }
+}
+
+impl<A, R> fmt::Debug for AsyncBracket<A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncBracket").finish_non_exhaustive()
+    }
+}
+
+impl<Item, A, R, E> AsyncAcquire<Item> for AsyncBracket<A, R>
+where
+    A: AsyncFnMut(Item) -> Result<R, E>,
+{
+    type Resource = R;
+    type Error = E;
+    type ReleaseError = Infallible;
+
+    #[inline]
+    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
+        (self.acquire)(item)
+    }
+
+    #[inline]
+    fn release(
+        &mut self,
+        resource: R,
+        _outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Infallible>> {
+        drop(resource);
+        future::ready(Ok(()))
+    }
+}
+
+/// An async acquire with an async release that may fail; made by
+/// [`async_bracket`]`(acquire).release(release)`.
+#[must_use = "a bracket does nothing until it is given to a scoped adapter"]
+pub struct AsyncWithRelease<A, R, F> {
+    acquire: A,
+    release: F,
+    resource: PhantomData<fn() -> R>,
+}
+
+impl<A: Clone, R, F: Clone> Clone for AsyncWithRelease<A, R, F> {
+    fn clone(&self) -> Self {
+        Self {
+            acquire: self.acquire.clone(),
+            release: self.release.clone(),
+            resource: PhantomData,
+        }
+    }
+}
+
+impl<A, R, F> fmt::Debug for AsyncWithRelease<A, R, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncWithRelease").finish_non_exhaustive()
+    }
+}
+
+impl<Item, A, R, E, F, Fut, ER> AsyncAcquire<Item> for AsyncWithRelease<A, R, F>
+where
+    A: AsyncFnMut(Item) -> Result<R, E>,
+    F: FnMut(R) -> Fut,
+    Fut: Future<Output = Result<(), ER>>,
+{
+    type Resource = R;
+    type Error = E;
+    type ReleaseError = ER;
+
+    #[inline]
+    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
+        (self.acquire)(item)
+    }
+
+    #[inline]
+    fn release(&mut self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), ER>> {
+        (self.release)(resource)
+    }
+}
