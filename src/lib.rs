@@ -16,6 +16,13 @@
 //! - [`try_map_scoped`](ScopedIterExt::try_map_scoped) — a lazy iterator of one
 //!   `Result` per item.
 //!
+//! With the `stream` feature (on by default), every [`futures::Stream`] gets the
+//! same two adapters as [`ScopedStreamExt`], taking async closures; an
+//! [`async_bracket`]`(acquire).release(release)` awaits an async release, such as a
+//! socket's `shutdown().await`, before the next item.
+//!
+//! [`futures::Stream`]: https://docs.rs/futures/0.3/futures/stream/trait.Stream.html
+//!
 //! Resources are acquired by a closure (released by `Drop`) or by a
 //! [`bracket`]`(acquire).release(release)` whose release returns a `Result`. Errors
 //! are a [`ScopedError`] that names the step and the item's index, and keeps both
@@ -82,6 +89,8 @@
 //! - **`std`** *(default)*: `catch_unwind`, so that a release which panics while
 //!   the body's panic unwinds cannot abort the process; conversions of
 //!   [`ScopedError`] into [`std::io::Error`]. Without it the crate is `#![no_std]`.
+//! - **`stream`** *(default)*: [`ScopedStreamExt`] on every `futures::Stream`,
+//!   [`AsyncAcquire`] and [`async_bracket`]. Needs `std`.
 //! - **`testing`**: the [`testing`] module — a [`Tracker`](testing::Tracker) that
 //!   records live, peak, acquired and released resources, to prove your own loops.
 //!
