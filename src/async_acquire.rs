@@ -100,6 +100,117 @@ pub trait AsyncAcquire<Item> {
         resource: Self::Resource,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
+
+    /// Releases the resource of an item whose adapter was dropped while the body
+    /// held it (a timeout, a `select!`), where nothing can await a release.
+    ///
+    /// The default drops the resource. A bracket built with `.spawn_on_cancel()`
+    /// (feature `tokio`) spawns its async release on the current runtime instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::AsyncAcquire;
+    ///
+    /// let mut open = async |name: &'static str| Ok::<_, ()>(name.to_owned());
+    /// // Nothing to await: the resource is dropped.
+    /// AsyncAcquire::<&'static str>::release_on_cancel(&mut open, "conn".to_owned());
+    /// ```
+    fn release_on_cancel(&mut self, resource: Self::Resource) {
+        drop(resource);
+    }
+}
+
+/// Acquires and releases resources for several items at once: the acquire of the
+/// concurrent stream adapters.
+///
+/// The same as [`AsyncAcquire`], but through a shared reference, so that up to
+/// `limit` items can be acquiring and releasing at the same time. It is
+/// implemented for every async closure `AsyncFn(Item) -> Result<R, E>` (release by
+/// `Drop`), and for [`async_bracket`]`(acquire).release(release)` when `acquire`
+/// is `AsyncFn` and `release` is `Fn`.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::{ConcurrentAcquire, Outcome};
+/// use loopscope::prelude::*;
+///
+/// /// Counts the connections it has open.
+/// #[derive(Default)]
+/// struct Pool {
+///     open: AtomicUsize,
+/// }
+///
+/// // For `&Pool`, so that the pool can be lent to the adapter and read afterwards.
+/// impl ConcurrentAcquire<u32> for &Pool {
+///     type Resource = u32;
+///     type Error = Infallible;
+///     type ReleaseError = Infallible;
+///
+///     async fn acquire(&self, item: u32) -> Result<u32, Infallible> {
+///         self.open.fetch_add(1, Ordering::SeqCst);
+///         Ok(item)
+///     }
+///
+///     async fn release(&self, _connection: u32, _outcome: Outcome) -> Result<(), Infallible> {
+///         self.open.fetch_sub(1, Ordering::SeqCst);
+///         Ok(())
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let pool = Pool::default();
+/// stream::iter(1..=10)
+///     .for_each_scoped_concurrent(3, &pool, async |_connection| Ok::<_, Infallible>(()))
+///     .await?;
+/// assert_eq!(pool.open.load(Ordering::SeqCst), 0);
+/// # Ok::<(), ScopedError<Infallible, Infallible, Infallible>>(())
+/// # }).unwrap();
+/// ```
+pub trait ConcurrentAcquire<Item> {
+    /// The resource lent to the body.
+    type Resource;
+    /// The error of a failed acquire.
+    type Error;
+    /// The error of a failed release.
+    type ReleaseError;
+
+    /// Acquires the resource for one item.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncAcquire::acquire`].
+    fn acquire(&self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
+
+    /// Releases the resource of one item, told how the item's body ended.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncAcquire::release`].
+    fn release(
+        &self,
+        resource: Self::Resource,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
+
+    /// Releases the resource of an item whose adapter was dropped while the body
+    /// held it; the default drops it. See [`AsyncAcquire::release_on_cancel`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::ConcurrentAcquire;
+    ///
+    /// let open = async |name: &'static str| Ok::<_, ()>(name.to_owned());
+    /// ConcurrentAcquire::<&'static str>::release_on_cancel(&open, "conn".to_owned());
+    /// ```
+    fn release_on_cancel(&self, resource: Self::Resource) {
+        drop(resource);
+    }
 }
 
 impl<Item, R, E, F> AsyncAcquire<Item> for F
@@ -126,40 +237,71 @@ where
     }
 }
 
+impl<Item, R, E, F> ConcurrentAcquire<Item> for F
+where
+    F: AsyncFn(Item) -> Result<R, E>,
+{
+    type Resource = R;
+    type Error = E;
+    type ReleaseError = Infallible;
+
+    #[inline]
+    fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
+        self(item)
+    }
+
+    #[inline]
+    fn release(
+        &self,
+        resource: R,
+        _outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Infallible>> {
+        drop(resource);
+        future::ready(Ok(()))
+    }
+}
+
 /// Starts an async bracket: `acquire` now, an async release of your choice to
 /// follow.
 ///
-/// `acquire` is an async closure `AsyncFnMut(Item) -> Result<R, E>`. On its own,
+/// `acquire` is an async closure `AsyncFn(Item) -> Result<R, E>`. On its own,
 /// `async_bracket(acquire)` behaves like `acquire` (the resource is released by
 /// `Drop`). Call [`.release(..)`](AsyncBracket::release) to release it with a
-/// closure that returns a future, awaited by the adapter before the next item.
+/// closure that returns a future, awaited by the adapter before its result is
+/// reported.
+///
+/// Both closures are `Fn`, so that one bracket serves the sequential and the
+/// concurrent adapters alike (Rust fixes a closure's kind from the bound it is
+/// first given). An acquire or release that must mutate what it captures can use
+/// a `Cell`, a `RefCell` or an atomic, or be an [`AsyncAcquire`] of its own.
 ///
 /// # Examples
 ///
 /// ```
+/// use std::cell::RefCell;
 /// use std::io;
 /// use futures::stream::{self, StreamExt};
 /// use loopscope::prelude::*;
 ///
 /// # futures::executor::block_on(async {
-/// let mut closed = Vec::new();
+/// let closed = RefCell::new(Vec::new());
 /// stream::iter(["a", "b"])
 ///     .for_each_scoped(
 ///         async_bracket(async |name: &str| Ok::<_, io::Error>(format!("connection to {name}")))
 ///             .release(|connection| {
-///                 closed.push(connection);
+///                 closed.borrow_mut().push(connection);
 ///                 async { Ok::<_, io::Error>(()) } // e.g. `stream.shutdown().await`
 ///             }),
 ///         async |connection| Ok::<_, io::Error>(connection.len()),
 ///     )
 ///     .await?;
-/// assert_eq!(closed, ["connection to a", "connection to b"]);
+/// assert_eq!(closed.into_inner(), ["connection to a", "connection to b"]);
 /// # Ok::<(), io::Error>(())
 /// # }).unwrap();
 /// ```
 pub fn async_bracket<Item, R, E, A>(acquire: A) -> AsyncBracket<A, R>
 where
-    A: AsyncFnMut(Item) -> Result<R, E>,
+    A: AsyncFn(Item) -> Result<R, E>,
 {
     AsyncBracket {
         acquire,
@@ -184,7 +326,7 @@ impl<A, R> AsyncBracket<A, R> {
     /// Releases each resource with the future `release` returns, instead of
     /// dropping it.
     ///
-    /// `release` takes the resource by value and returns a future of
+    /// `release` (a `Fn`) takes the resource by value and returns a future of
     /// `Result<(), E>`, such as `|mut stream| async move { stream.shutdown().await }`.
     /// The adapter awaits it before it acquires the next item; an `Err` reaches the
     /// caller as [`ScopedError::Release`](crate::ScopedError::Release), or beside the
@@ -212,7 +354,7 @@ impl<A, R> AsyncBracket<A, R> {
     /// ```
     pub fn release<F, Fut, E>(self, release: F) -> AsyncWithRelease<A, R, F>
     where
-        F: FnMut(R) -> Fut,
+        F: Fn(R) -> Fut,
         Fut: Future<Output = Result<(), E>>,
     {
         AsyncWithRelease {
@@ -238,9 +380,33 @@ impl<A, R> fmt::Debug for AsyncBracket<A, R> {
     }
 }
 
+impl<Item, A, R, E> ConcurrentAcquire<Item> for AsyncBracket<A, R>
+where
+    A: AsyncFn(Item) -> Result<R, E>,
+{
+    type Resource = R;
+    type Error = E;
+    type ReleaseError = Infallible;
+
+    #[inline]
+    fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
+        (self.acquire)(item)
+    }
+
+    #[inline]
+    fn release(
+        &self,
+        resource: R,
+        _outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Infallible>> {
+        drop(resource);
+        future::ready(Ok(()))
+    }
+}
+
 impl<Item, A, R, E> AsyncAcquire<Item> for AsyncBracket<A, R>
 where
-    A: AsyncFnMut(Item) -> Result<R, E>,
+    A: AsyncFn(Item) -> Result<R, E>,
 {
     type Resource = R;
     type Error = E;
@@ -287,10 +453,31 @@ impl<A, R, F> fmt::Debug for AsyncWithRelease<A, R, F> {
     }
 }
 
+impl<Item, A, R, E, F, Fut, ER> ConcurrentAcquire<Item> for AsyncWithRelease<A, R, F>
+where
+    A: AsyncFn(Item) -> Result<R, E>,
+    F: Fn(R) -> Fut,
+    Fut: Future<Output = Result<(), ER>>,
+{
+    type Resource = R;
+    type Error = E;
+    type ReleaseError = ER;
+
+    #[inline]
+    fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
+        (self.acquire)(item)
+    }
+
+    #[inline]
+    fn release(&self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), ER>> {
+        (self.release)(resource)
+    }
+}
+
 impl<Item, A, R, E, F, Fut, ER> AsyncAcquire<Item> for AsyncWithRelease<A, R, F>
 where
-    A: AsyncFnMut(Item) -> Result<R, E>,
-    F: FnMut(R) -> Fut,
+    A: AsyncFn(Item) -> Result<R, E>,
+    F: Fn(R) -> Fut,
     Fut: Future<Output = Result<(), ER>>,
 {
     type Resource = R;

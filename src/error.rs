@@ -38,7 +38,7 @@ use core::fmt;
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScopedError<A, U, R> {
     /// Acquiring the item's resource failed: nothing was acquired, nothing released.

@@ -120,7 +120,9 @@ pub use self::iter::{ScopedIterExt, TryMapScoped};
 #[cfg(feature = "stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::{
-    async_acquire::{AsyncAcquire, AsyncBracket, AsyncWithRelease, async_bracket},
+    async_acquire::{
+        AsyncAcquire, AsyncBracket, AsyncWithRelease, ConcurrentAcquire, async_bracket,
+    },
     stream::ScopedStreamExt,
 };
 

@@ -1,5 +1,7 @@
 //! Scoped adapters for every [`Stream`].
 
+mod concurrent;
+mod emit;
 mod scope;
 mod try_map_scoped;
 
@@ -8,9 +10,10 @@ use core::pin::pin;
 
 use futures_util::{Stream, StreamExt as _};
 
-use self::scope::AsyncScopeError;
+use self::concurrent::{CompletionOrder, Flow, InputOrder, Order};
+use self::scope::{AsyncScopeError, ConcurrentScopeError};
 use self::try_map_scoped::TryMapScoped;
-use crate::AsyncAcquire;
+use crate::{AsyncAcquire, ConcurrentAcquire};
 
 /// Scoped-resource adapters on every [`Stream`]: each item acquires a resource
 /// asynchronously, lends it to an async body, and awaits its release before the
@@ -147,6 +150,226 @@ pub trait ScopedStreamExt: Stream + Sized {
             try_map_scoped::step::<Self::Item, A, B, T, EU>,
         )
     }
+
+    /// Like [`for_each_scoped`](Self::for_each_scoped), but runs up to `limit`
+    /// items at once: at most `limit` resources are live, and `limit` are when
+    /// the stream and the items allow it.
+    ///
+    /// Similar to `try_for_each_concurrent(limit, ..)`, but `limit` caps the live
+    /// *resources*, each one's async release is awaited, and every error says
+    /// which item failed. `acquire` is a [`ConcurrentAcquire`] — an async closure
+    /// `AsyncFn(Item) -> Result<R, EA>`, or
+    /// `async_bracket(acquire).release(release)` with an `AsyncFn` acquire and a
+    /// `Fn` release — and `body` an `AsyncFn(&mut R) -> Result<T, EU>`.
+    ///
+    /// At the first error it stops pulling items, lets the items already in flight
+    /// run to their end (bodies and releases), and only then returns that error:
+    /// when the future completes, `Ok` or `Err`, every release has completed, so a
+    /// caller that reopens a resource cannot race a pending close. Errors of the
+    /// items that were in flight at that moment are dropped; only the first one
+    /// is returned. If the future is dropped mid-way, every resource in flight is
+    /// released by its `Drop` (or [`AsyncAcquire::release_on_cancel`]).
+    ///
+    /// # Panics
+    ///
+    /// When `limit` is 0. When a body panics, its release is awaited and the panic
+    /// resumes; the other items in flight are then dropped (released by `Drop`).
+    ///
+    /// # Errors
+    ///
+    /// The first failure to complete, as a [`ScopedError`](crate::ScopedError)
+    /// with the item's index.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (live, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    /// stream::iter(0..100)
+    ///     .for_each_scoped_concurrent(
+    ///         8,
+    ///         async_bracket(async |_request: i32| {
+    ///             let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+    ///             peak.fetch_max(now, Ordering::SeqCst);
+    ///             Ok::<_, std::io::Error>("connection")
+    ///         })
+    ///         .release(|_connection| {
+    ///             live.fetch_sub(1, Ordering::SeqCst);
+    ///             async { Ok::<_, std::io::Error>(()) }
+    ///         }),
+    ///         async |_connection| Ok::<_, std::io::Error>(()),
+    ///     )
+    ///     .await?;
+    /// assert!(peak.load(Ordering::SeqCst) <= 8);
+    /// assert_eq!(live.load(Ordering::SeqCst), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[track_caller]
+    fn for_each_scoped_concurrent<A, B, T, EU>(
+        self,
+        limit: usize,
+        acquire: A,
+        body: B,
+    ) -> impl Future<Output = Result<(), ConcurrentScopeError<A, Self::Item, EU>>>
+    where
+        A: ConcurrentAcquire<Self::Item>,
+        B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+    {
+        let limit = concurrent::limit(limit);
+        async move {
+            let mut first_error = None;
+            concurrent::drive::<CompletionOrder, _, _, _>(
+                pin!(self),
+                limit,
+                |item, index| scope::run(&acquire, &body, item, index),
+                async |result| match result {
+                    Ok(_) => Flow::Continue,
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                        Flow::Stop
+                    }
+                },
+            )
+            .await;
+            first_error.map_or(Ok(()), Err)
+        }
+    }
+
+    /// Like [`try_map_scoped`](Self::try_map_scoped), but runs up to `limit`
+    /// items at once, and yields their results in input order.
+    ///
+    /// Similar to `stream.map(..).buffered(limit)`, but `limit` caps the live
+    /// resources, each one's async release is awaited before its result is
+    /// yielded, and every error carries the item's index. It does not stop at an
+    /// error: each item yields one `Result`. As with `buffered`, the items in
+    /// flight make progress only while the stream is polled. When the stream
+    /// ends, every release has completed; if it is dropped mid-way, every resource
+    /// in flight is released by its `Drop` (or
+    /// [`AsyncAcquire::release_on_cancel`]).
+    ///
+    /// `acquire` and `body` are as for
+    /// [`for_each_scoped_concurrent`](Self::for_each_scoped_concurrent).
+    ///
+    /// # Panics
+    ///
+    /// When `limit` is 0. When a body panics, its release is awaited and the panic
+    /// resumes out of `poll_next`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let lengths: Vec<_> = stream::iter(["a", "bb", "ccc"])
+    ///     .try_map_scoped_concurrent(
+    ///         2,
+    ///         async |name: &str| Ok::<_, ()>(name.repeat(2)),
+    ///         async |doubled| Ok::<_, ()>(doubled.len()),
+    ///     )
+    ///     .collect()
+    ///     .await;
+    /// assert_eq!(lengths, [Ok(2), Ok(4), Ok(6)]);
+    /// # });
+    /// ```
+    #[track_caller]
+    fn try_map_scoped_concurrent<A, B, T, EU>(
+        self,
+        limit: usize,
+        acquire: A,
+        body: B,
+    ) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, Self::Item, EU>>>
+    where
+        A: ConcurrentAcquire<Self::Item>,
+        B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+    {
+        map_concurrent::<InputOrder, _, _, _, _, _>(self, concurrent::limit(limit), acquire, body)
+    }
+
+    /// Like [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent), but
+    /// yields each result as soon as its item is done (completion order).
+    ///
+    /// Similar to `stream.map(..).buffer_unordered(limit)`, with the same
+    /// guarantees as [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent).
+    /// Use [`ScopedError::index`](crate::ScopedError::index) (or put the index in
+    /// `T`) to tell the results apart.
+    ///
+    /// # Panics
+    ///
+    /// When `limit` is 0. When a body panics, its release is awaited and the panic
+    /// resumes out of `poll_next`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut sizes: Vec<usize> = stream::iter(["a", "bb", "ccc"])
+    ///     .try_map_scoped_unordered(
+    ///         3,
+    ///         async |name: &str| Ok::<_, ()>(name.to_owned()),
+    ///         async |name| Ok::<_, ()>(name.len()),
+    ///     )
+    ///     .map(Result::unwrap)
+    ///     .collect()
+    ///     .await;
+    /// sizes.sort();
+    /// assert_eq!(sizes, [1, 2, 3]);
+    /// # });
+    /// ```
+    #[track_caller]
+    fn try_map_scoped_unordered<A, B, T, EU>(
+        self,
+        limit: usize,
+        acquire: A,
+        body: B,
+    ) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, Self::Item, EU>>>
+    where
+        A: ConcurrentAcquire<Self::Item>,
+        B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+    {
+        map_concurrent::<CompletionOrder, _, _, _, _, _>(
+            self,
+            concurrent::limit(limit),
+            acquire,
+            body,
+        )
+    }
 }
 
 impl<St: Stream> ScopedStreamExt for St {}
+
+/// The two concurrent mapping adapters, which differ only in the order `O`.
+fn map_concurrent<O, St, A, B, T, EU>(
+    stream: St,
+    limit: core::num::NonZeroUsize,
+    acquire: A,
+    body: B,
+) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, St::Item, EU>>>
+where
+    O: Order,
+    St: Stream,
+    A: ConcurrentAcquire<St::Item>,
+    B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+{
+    emit::emit(move |slot| async move {
+        concurrent::drive::<O, _, _, _>(
+            pin!(stream),
+            limit,
+            |item, index| scope::run(&acquire, &body, item, index),
+            async |result| {
+                slot.put(result).await;
+                Flow::Continue
+            },
+        )
+        .await;
+    })
+}

@@ -1,49 +1,169 @@
-//! One item's async scope: acquire, use, release — the step every sequential
-//! stream adapter repeats.
+//! One item's async scope: acquire, use, release — the step every stream adapter
+//! repeats, sequential or concurrent.
 
+use core::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 
 use futures_util::FutureExt as _;
 
 use crate::scope::{conclude, outcome_of};
-use crate::{AsyncAcquire, Outcome, ScopedError};
+use crate::{AsyncAcquire, ConcurrentAcquire, Outcome, ScopedError};
 
-/// The error type of an async scope run with the acquire `A` and a body failing
-/// with `U`.
+/// The error of the sequential adapters with the acquire `A`.
 pub(crate) type AsyncScopeError<A, Item, U> =
     ScopedError<<A as AsyncAcquire<Item>>::Error, U, <A as AsyncAcquire<Item>>::ReleaseError>;
+
+/// The error of the concurrent adapters with the acquire `A`.
+pub(crate) type ConcurrentScopeError<A, Item, U> = ScopedError<
+    <A as ConcurrentAcquire<Item>>::Error,
+    U,
+    <A as ConcurrentAcquire<Item>>::ReleaseError,
+>;
+
+/// The error of an item's scope run with the acquire handle `H`.
+pub(crate) type HandleError<H, Item, U> =
+    ScopedError<<H as Handle<Item>>::Error, U, <H as Handle<Item>>::ReleaseError>;
+
+/// How one item's scope reaches the acquire: `&mut A` for the sequential adapters
+/// ([`AsyncAcquire`]), `&A` for the concurrent ones ([`ConcurrentAcquire`]), so
+/// that a single [`run`] serves both.
+pub(crate) trait Handle<Item> {
+    type Resource;
+    type Error;
+    type ReleaseError;
+
+    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
+
+    fn release(
+        &mut self,
+        resource: Self::Resource,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
+
+    fn release_on_cancel(&mut self, resource: Self::Resource);
+}
+
+impl<Item, A: AsyncAcquire<Item>> Handle<Item> for &mut A {
+    type Resource = A::Resource;
+    type Error = A::Error;
+    type ReleaseError = A::ReleaseError;
+
+    #[inline]
+    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
+        AsyncAcquire::acquire(&mut **self, item)
+    }
+
+    #[inline]
+    fn release(
+        &mut self,
+        resource: Self::Resource,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Self::ReleaseError>> {
+        AsyncAcquire::release(&mut **self, resource, outcome)
+    }
+
+    #[inline]
+    fn release_on_cancel(&mut self, resource: Self::Resource) {
+        AsyncAcquire::release_on_cancel(&mut **self, resource);
+    }
+}
+
+impl<Item, A: ConcurrentAcquire<Item>> Handle<Item> for &A {
+    type Resource = A::Resource;
+    type Error = A::Error;
+    type ReleaseError = A::ReleaseError;
+
+    #[inline]
+    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
+        ConcurrentAcquire::acquire(*self, item)
+    }
+
+    #[inline]
+    fn release(
+        &mut self,
+        resource: Self::Resource,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Self::ReleaseError>> {
+        ConcurrentAcquire::release(*self, resource, outcome)
+    }
+
+    #[inline]
+    fn release_on_cancel(&mut self, resource: Self::Resource) {
+        ConcurrentAcquire::release_on_cancel(*self, resource);
+    }
+}
+
+/// Holds the resource while the body runs; if the scope's future is dropped
+/// then (cancelled), hands it to [`Handle::release_on_cancel`].
+struct CancelGuard<Item, H: Handle<Item>> {
+    handle: H,
+    resource: Option<H::Resource>,
+}
+
+impl<Item, H: Handle<Item>> CancelGuard<Item, H> {
+    fn resource(&mut self) -> &mut H::Resource {
+        self.resource
+            .as_mut()
+            .expect("the resource is held until the body ends")
+    }
+
+    /// Takes the resource back for its awaited release.
+    fn disarm(&mut self) -> H::Resource {
+        self.resource
+            .take()
+            .expect("the resource is held until the body ends")
+    }
+}
+
+impl<Item, H: Handle<Item>> Drop for CancelGuard<Item, H> {
+    fn drop(&mut self) {
+        if let Some(resource) = self.resource.take() {
+            self.handle.release_on_cancel(resource);
+        }
+    }
+}
 
 /// Acquires the resource for `item`, lends it to `body`, and awaits its release
 /// before returning — also when `body` panics, in which case the panic resumes
 /// after the release.
 ///
-/// If this future is dropped mid-way, the resource (held in its state, or moved
-/// into the pending release future) is released by its `Drop`.
-pub(crate) async fn run<Item, A, B, T, U>(
-    acquire: &mut A,
-    body: &mut B,
+/// If this future is dropped while the body runs, the resource goes to
+/// [`Handle::release_on_cancel`]; if it is dropped during the release, the
+/// release future is dropped with the resource it owns.
+pub(crate) async fn run<Item, H, B, T, U>(
+    mut handle: H,
+    mut body: B,
     item: Item,
     index: usize,
-) -> Result<T, AsyncScopeError<A, Item, U>>
+) -> Result<T, HandleError<H, Item, U>>
 where
-    A: AsyncAcquire<Item>,
-    B: AsyncFnMut(&mut A::Resource) -> Result<T, U>,
+    H: Handle<Item>,
+    B: AsyncFnMut(&mut H::Resource) -> Result<T, U>,
 {
-    let mut resource = acquire
+    let resource = handle
         .acquire(item)
         .await
         .map_err(|source| ScopedError::Acquire { index, source })?;
+    let mut guard = CancelGuard {
+        handle,
+        resource: Some(resource),
+    };
 
-    let used = match AssertUnwindSafe(body(&mut resource)).catch_unwind().await {
+    let used = match AssertUnwindSafe(body(guard.resource()))
+        .catch_unwind()
+        .await
+    {
         Ok(used) => used,
         Err(panic) => {
             // The release is awaited, but its own panic or error has nowhere to go:
             // the caller gets the body's panic.
-            let release = async { acquire.release(resource, Outcome::Panicked).await };
+            let resource = guard.disarm();
+            let release = async { guard.handle.release(resource, Outcome::Panicked).await };
             drop(AssertUnwindSafe(release).catch_unwind().await);
             panic::resume_unwind(panic)
         }
     };
-    let released = acquire.release(resource, outcome_of(&used)).await;
+    let resource = guard.disarm();
+    let released = guard.handle.release(resource, outcome_of(&used)).await;
     conclude(used, released, index)
 }

@@ -482,3 +482,13 @@ pub fn check_calls(harness: &Harness, events: &[Event]) -> Result<(), TestCaseEr
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------- for async tests
+
+impl Resource {
+    /// The position of the item this resource was acquired for, so that an async
+    /// body or release can look up how long to wait before it calls the harness.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
