@@ -332,7 +332,9 @@ impl<A, R> AsyncBracket<A, R> {
     /// caller as [`ScopedError::Release`](crate::ScopedError::Release), or beside the
     /// body's error in [`ScopedError::Use`](crate::ScopedError::Use). It runs exactly
     /// once per acquired resource, also when the body fails or panics. If the
-    /// adapter is dropped mid-item, the resource is released by its `Drop` instead.
+    /// adapter is dropped mid-item, the resource is released by its `Drop` instead
+    /// — or, after `.spawn_on_cancel()` (feature `tokio`), by this release spawned
+    /// on the current runtime.
     ///
     /// # Examples
     ///
@@ -432,8 +434,8 @@ where
 /// [`async_bracket`]`(acquire).release(release)`.
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct AsyncWithRelease<A, R, F> {
-    acquire: A,
-    release: F,
+    pub(crate) acquire: A,
+    pub(crate) release: F,
     resource: PhantomData<fn() -> R>,
 }
 

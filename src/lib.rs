@@ -91,6 +91,9 @@
 //!   [`ScopedError`] into [`std::io::Error`]. Without it the crate is `#![no_std]`.
 //! - **`stream`** *(default)*: [`ScopedStreamExt`] on every `futures::Stream`,
 //!   [`AsyncAcquire`] and [`async_bracket`]. Needs `std`.
+//! - **`tokio`**: [`.spawn_on_cancel()`](AsyncWithRelease::spawn_on_cancel) on an
+//!   async bracket — when an adapter is dropped mid-item, the async release is
+//!   spawned on the current tokio runtime rather than left to `Drop`.
 //! - **`testing`**: the [`testing`] module — a [`Tracker`](testing::Tracker) that
 //!   records live, peak, acquired and released resources, to prove your own loops.
 //!
@@ -113,6 +116,8 @@ mod stream;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 pub use self::acquire::{Acquire, Bracket, Outcome, WithRelease, bracket};
 pub use self::error::ScopedError;
@@ -125,6 +130,9 @@ pub use self::{
     },
     stream::ScopedStreamExt,
 };
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use self::tokio::SpawnOnCancel;
 
 /// The extension traits, [`bracket`], [`async_bracket`] and [`ScopedError`], for a
 /// glob import.
