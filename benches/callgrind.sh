@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Instruction counts of the sync adapters against the hand-written code they
-# replace: the deterministic half of the performance contract (DESIGN.md,
-# "Performance contract": adapter / hand-written <= 1.02x).
+# Instruction counts of the adapters against the hand-written code they replace:
+# the deterministic half of the performance contract (DESIGN.md, "Performance
+# contract": adapter / hand-written <= 1.02x for the sync adapters, <= 1.05x for
+# the stream adapters).
 #
 # Usage:
-#   bash benches/callgrind.sh                     # every workload
+#   bash benches/callgrind.sh                     # every workload of sync_adapters
 #   bash benches/callgrind.sh files_for_each ...  # only these workloads
+#   bash benches/callgrind.sh --bench stream_adapters [workload ...]
 #   LOOPSCOPE_CALLGRIND_REPS=20 bash benches/callgrind.sh
 #
-# Needs valgrind. It builds the bench binary of benches/sync_adapters.rs in the
-# bench (release) profile, then runs every workload's two variants, each in its
-# own process, under
+# Needs valgrind. It builds the bench binary of benches/<bench>.rs (--bench, or
+# LOOPSCOPE_CALLGRIND_BENCH; default sync_adapters) in the bench (release)
+# profile, then runs every workload's two variants, each in its own process, under
 #   valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*callgrind_measured*'
 # with LOOPSCOPE_CALLGRIND=<workload>/<variant>. The binary then skips criterion
 # and calls the variant LOOPSCOPE_CALLGRIND_REPS times (default 10) inside its
@@ -21,12 +23,30 @@
 # (the file workloads' system calls) is not counted by callgrind.
 #
 # The callgrind.out files go to a temporary directory, removed on exit. Exits
-# non-zero if a ratio is above the target (LOOPSCOPE_CALLGRIND_TARGET, 1.02).
+# non-zero if a ratio is above the target (LOOPSCOPE_CALLGRIND_TARGET; default
+# 1.02 for sync_adapters, 1.05 for stream_adapters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bench=${LOOPSCOPE_CALLGRIND_BENCH:-sync_adapters}
+if (($# > 0)) && [[ $1 == --bench ]]; then
+    (($# >= 2)) || {
+        echo "callgrind.sh: --bench needs a bench name" >&2
+        exit 2
+    }
+    bench=$2
+    shift 2
+elif (($# > 0)) && [[ $1 == --bench=* ]]; then
+    bench=${1#--bench=}
+    shift
+fi
+case $bench in
+stream_adapters) default_target=1.05 ;;
+*) default_target=1.02 ;;
+esac
+
 reps=${LOOPSCOPE_CALLGRIND_REPS:-10}
-target=${LOOPSCOPE_CALLGRIND_TARGET:-1.02}
+target=${LOOPSCOPE_CALLGRIND_TARGET:-$default_target}
 
 command -v valgrind >/dev/null || {
     echo "callgrind.sh: valgrind is not installed" >&2
@@ -35,14 +55,14 @@ command -v valgrind >/dev/null || {
 
 # Build, and take the bench executable from cargo's JSON messages.
 bin=$(
-    cargo bench --bench sync_adapters --no-run --message-format=json-render-diagnostics |
-        grep '"name":"sync_adapters"' |
+    cargo bench --bench "$bench" --no-run --message-format=json-render-diagnostics |
+        grep "\"name\":\"$bench\"" |
         grep -o '"executable":"[^"]*"' |
         tail -n 1 |
         cut -d '"' -f 4
 )
 if [[ -z $bin || ! -x $bin ]]; then
-    echo "callgrind.sh: could not find the sync_adapters bench executable" >&2
+    echo "callgrind.sh: could not find the $bench bench executable" >&2
     exit 2
 fi
 
@@ -70,7 +90,7 @@ count() {
     awk -v reps="$reps" '/^summary:/ { printf "%d\n", $2 / reps }' "$out"
 }
 
-echo "instructions per run (1,000 items), ${reps} reps each, target <= ${target}x"
+echo "$bench: instructions per run (1,000 items), ${reps} reps each, target <= ${target}x"
 printf '%-30s %14s %14s %8s\n' workload hand_written adapter ratio
 above=0
 for workload in "${workloads[@]}"; do

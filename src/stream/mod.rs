@@ -7,6 +7,7 @@ mod try_map_scoped;
 
 use core::future::Future;
 use core::pin::pin;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::{Stream, StreamExt as _};
 
@@ -162,8 +163,10 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// `async_bracket(acquire).release(release)` with an `AsyncFn` acquire and a
     /// `Fn` release — and `body` an `AsyncFn(&mut R) -> Result<T, EU>`.
     ///
-    /// At the first error it stops pulling items, lets the items already in flight
-    /// run to their end (bodies and releases), and only then returns that error:
+    /// At the first error it stops pulling items, skips the items pulled but not
+    /// yet started (nothing is acquired after the error), lets the items already
+    /// acquired run to their end (bodies and releases), and only then returns
+    /// that error:
     /// when the future completes, `Ok` or `Err`, every release has completed, so a
     /// caller that reopens a resource cannot race a pending close. Errors of the
     /// items that were in flight at that moment are dropped; only the first one
@@ -223,13 +226,25 @@ pub trait ScopedStreamExt: Stream + Sized {
         let limit = concurrent::limit(limit);
         async move {
             let mut first_error = None;
+            // Items already pulled but not yet started when the first error
+            // arrives are skipped: nothing is acquired after it.
+            let failed = AtomicBool::new(false);
             concurrent::drive::<CompletionOrder, _, _, _>(
                 pin!(self),
                 limit,
-                |item, index| scope::run(&acquire, &body, item, index),
+                |item, index| {
+                    let (acquire, body, failed) = (&acquire, &body, &failed);
+                    async move {
+                        if failed.load(Ordering::Relaxed) {
+                            return None;
+                        }
+                        Some(scope::run(acquire, body, item, index).await)
+                    }
+                },
                 async |result| match result {
-                    Ok(_) => Flow::Continue,
-                    Err(error) => {
+                    None | Some(Ok(_)) => Flow::Continue,
+                    Some(Err(error)) => {
+                        failed.store(true, Ordering::Relaxed);
                         first_error.get_or_insert(error);
                         Flow::Stop
                     }
