@@ -122,6 +122,9 @@ mod tokio;
 pub use self::acquire::{Acquire, Bracket, Outcome, WithRelease, bracket};
 pub use self::error::ScopedError;
 pub use self::iter::{ScopedIterExt, TryMapScoped};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use self::tokio::SpawnOnCancel;
 #[cfg(feature = "stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::{
@@ -130,9 +133,6 @@ pub use self::{
     },
     stream::ScopedStreamExt,
 };
-#[cfg(feature = "tokio")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use self::tokio::SpawnOnCancel;
 
 /// The extension traits, [`bracket`], [`async_bracket`] and [`ScopedError`], for a
 /// glob import.

@@ -1,15 +1,14 @@
 //! The engine of the concurrent adapters: pulls items while fewer than `limit`
-//! are in flight, runs each item's scope, and hands each finished item to a sink.
+//! are in flight, runs each item's scope, and yields each finished item.
 //!
-//! The engine is an `async fn`, not a hand-written `poll` state machine: the
-//! futures in flight borrow the acquire and the body, which live in the same
-//! async block, and only the compiler's state machines may borrow from
-//! themselves without `unsafe`.
+//! The futures in flight borrow the acquire and the body. Both live in the
+//! adapter's `async` block beside the engine, because only the compiler's state
+//! machines may borrow from themselves without `unsafe`.
 
 use core::future::{Future, poll_fn};
 use core::num::NonZeroUsize;
 use core::pin::Pin;
-use core::task::Poll;
+use core::task::{Context, Poll};
 
 use futures_util::Stream;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered};
@@ -20,13 +19,6 @@ use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 pub(super) fn limit(limit: usize) -> NonZeroUsize {
     NonZeroUsize::new(limit)
         .expect("the concurrency limit must be at least 1: a limit of 0 would never acquire")
-}
-
-/// Whether the engine goes on pulling items after a finished one.
-pub(super) enum Flow {
-    Continue,
-    /// Pull no more items; the items in flight still run to their end.
-    Stop,
 }
 
 /// A set of futures in flight, yielding their outputs.
@@ -72,57 +64,75 @@ impl Order for CompletionOrder {
     type Set<F: Future> = FuturesUnordered<F>;
 }
 
-/// Runs `start(item, index)` for every item of `stream`, at most `limit` at a
-/// time, and gives each output to `sink` in the order `O` keeps. Returns once the
-/// stream is exhausted (or `sink` said [`Flow::Stop`]) and every item in flight
-/// has finished — so every release has completed.
-pub(super) async fn drive<O, St, F, Y>(
-    stream: Pin<&mut St>,
+/// Runs `start(item, index)` for every item of a stream, at most `limit` at a
+/// time, and yields each output in the order `O` keeps; ends once the stream is
+/// exhausted (or [`stop`](Drive::stop) was called) and every item in flight has
+/// finished — so every release has completed.
+///
+/// A plain struct rather than an `async fn`: the compiler proves `Send` for a
+/// struct field by field, while for an `async fn` generic over closures that
+/// return borrowing futures it cannot (its "not general enough" limitation), and
+/// the adapters must be spawnable.
+pub(super) struct Drive<'s, O: Order, St, S, F: Future> {
+    /// `None` once the stream is exhausted, or once [`stop`](Drive::stop) was called.
+    pending_items: Option<Pin<&'s mut St>>,
+    in_flight: O::Set<F>,
+    start: S,
     limit: NonZeroUsize,
-    mut start: impl FnMut(St::Item, usize) -> F,
-    mut sink: impl AsyncFnMut(Y) -> Flow,
-) where
+    /// The position in the input of the next item.
+    index: usize,
+}
+
+impl<'s, O, St, S, F> Drive<'s, O, St, S, F>
+where
     O: Order,
     St: Stream,
-    F: Future<Output = Y>,
+    S: FnMut(St::Item, usize) -> F,
+    F: Future,
 {
-    let mut in_flight = O::Set::<F>::default();
-    // `None` once the stream is exhausted, or once the sink said stop.
-    let mut pending_items = Some(stream);
-    let mut index = 0;
-    loop {
-        let finished = poll_fn(|cx| {
-            // Fill every free slot first, so that the cap is reached when the
-            // stream allows it.
-            while in_flight.len() < limit.get() {
-                let Some(stream) = pending_items.as_mut() else {
-                    break;
-                };
-                match stream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => {
-                        in_flight.push(start(item, index));
-                        index += 1;
-                    }
-                    Poll::Ready(None) => pending_items = None,
-                    Poll::Pending => break,
+    pub(super) fn new(stream: Pin<&'s mut St>, limit: NonZeroUsize, start: S) -> Self {
+        Self {
+            pending_items: Some(stream),
+            in_flight: O::Set::<F>::default(),
+            start,
+            limit,
+            index: 0,
+        }
+    }
+
+    /// Pulls no more items; those in flight still run to their end.
+    pub(super) fn stop(&mut self) {
+        self.pending_items = None;
+    }
+
+    /// The next finished item, or `None` when there is nothing left to run.
+    pub(super) fn poll_next_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        // Fill every free slot first, so that the cap is reached when the stream
+        // allows it.
+        while self.in_flight.len() < self.limit.get() {
+            let Some(stream) = self.pending_items.as_mut() else {
+                break;
+            };
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    self.in_flight.push((self.start)(item, self.index));
+                    self.index += 1;
                 }
-            }
-            match Pin::new(&mut in_flight).poll_next(cx) {
-                Poll::Ready(Some(output)) => Poll::Ready(Some(output)),
-                // Nothing in flight and nothing more to pull: done.
-                Poll::Ready(None) if pending_items.is_none() => Poll::Ready(None),
-                // Nothing in flight, and the stream is pending: its waker is set.
-                Poll::Ready(None) | Poll::Pending => Poll::Pending,
-            }
-        })
-        .await;
-        match finished {
-            None => return,
-            Some(output) => {
-                if let Flow::Stop = sink(output).await {
-                    pending_items = None;
-                }
+                Poll::Ready(None) => self.pending_items = None,
+                Poll::Pending => break,
             }
         }
+        match Pin::new(&mut self.in_flight).poll_next(cx) {
+            Poll::Ready(Some(output)) => Poll::Ready(Some(output)),
+            // Nothing in flight and nothing more to pull: done.
+            Poll::Ready(None) if self.pending_items.is_none() => Poll::Ready(None),
+            // Nothing in flight, and the stream is pending: its waker is set.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The next finished item, or `None` when there is nothing left to run.
+    pub(super) async fn next_finished(&mut self) -> Option<F::Output> {
+        poll_fn(|cx| self.poll_next_finished(cx)).await
     }
 }

@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::{Stream, StreamExt as _};
 
-use self::concurrent::{CompletionOrder, Flow, InputOrder, Order};
+use self::concurrent::{CompletionOrder, Drive, InputOrder, Order};
 use self::scope::{AsyncScopeError, ConcurrentScopeError};
 use self::try_map_scoped::TryMapScoped;
 use crate::{AsyncAcquire, ConcurrentAcquire};
@@ -229,28 +229,23 @@ pub trait ScopedStreamExt: Stream + Sized {
             // Items already pulled but not yet started when the first error
             // arrives are skipped: nothing is acquired after it.
             let failed = AtomicBool::new(false);
-            concurrent::drive::<CompletionOrder, _, _, _>(
-                pin!(self),
-                limit,
-                |item, index| {
-                    let (acquire, body, failed) = (&acquire, &body, &failed);
-                    async move {
-                        if failed.load(Ordering::Relaxed) {
-                            return None;
-                        }
-                        Some(scope::run(acquire, body, item, index).await)
+            let stream = pin!(self);
+            let mut drive = Drive::<CompletionOrder, _, _, _>::new(stream, limit, |item, index| {
+                let (acquire, body, failed) = (&acquire, &body, &failed);
+                async move {
+                    if failed.load(Ordering::Relaxed) {
+                        return None;
                     }
-                },
-                async |result| match result {
-                    None | Some(Ok(_)) => Flow::Continue,
-                    Some(Err(error)) => {
-                        failed.store(true, Ordering::Relaxed);
-                        first_error.get_or_insert(error);
-                        Flow::Stop
-                    }
-                },
-            )
-            .await;
+                    Some(scope::run_shared(acquire, body, item, index).await)
+                }
+            });
+            while let Some(finished) = drive.next_finished().await {
+                if let Some(Err(error)) = finished {
+                    failed.store(true, Ordering::Relaxed);
+                    drive.stop();
+                    first_error.get_or_insert(error);
+                }
+            }
             first_error.map_or(Ok(()), Err)
         }
     }
@@ -376,15 +371,13 @@ where
     B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
 {
     emit::emit(move |slot| async move {
-        concurrent::drive::<O, _, _, _>(
-            pin!(stream),
-            limit,
-            |item, index| scope::run(&acquire, &body, item, index),
-            async |result| {
-                slot.put(result).await;
-                Flow::Continue
-            },
-        )
-        .await;
+        let stream = pin!(stream);
+        let mut drive = Drive::<O, _, _, _>::new(stream, limit, |item, index| {
+            let (acquire, body) = (&acquire, &body);
+            async move { scope::run_shared(acquire, body, item, index).await }
+        });
+        while let Some(result) = drive.next_finished().await {
+            slot.put(result).await;
+        }
     })
 }

@@ -1,6 +1,7 @@
 //! One item's async scope: acquire, use, release — the step every stream adapter
 //! repeats, sequential or concurrent.
 
+use core::any::Any;
 use core::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -101,17 +102,54 @@ struct CancelGuard<Item, H: Handle<Item>> {
 }
 
 impl<Item, H: Handle<Item>> CancelGuard<Item, H> {
+    /// Acquires the resource for `item`, guarded from the moment it exists.
+    async fn acquire<U>(
+        mut handle: H,
+        item: Item,
+        index: usize,
+    ) -> Result<Self, HandleError<H, Item, U>> {
+        let resource = handle
+            .acquire(item)
+            .await
+            .map_err(|source| ScopedError::Acquire { index, source })?;
+        Ok(Self {
+            handle,
+            resource: Some(resource),
+        })
+    }
+
+    /// The resource, lent to the body.
     fn resource(&mut self) -> &mut H::Resource {
         self.resource
             .as_mut()
             .expect("the resource is held until the body ends")
     }
 
-    /// Takes the resource back for its awaited release.
-    fn disarm(&mut self) -> H::Resource {
-        self.resource
+    /// Awaits the release of the resource after the body ended with `used` (or
+    /// panicked), and concludes the item: its value, its error(s), or the body's
+    /// panic resumed once the release is done.
+    async fn release<T, U>(
+        mut self,
+        used: Result<Result<T, U>, Box<dyn Any + Send>>,
+        index: usize,
+    ) -> Result<T, HandleError<H, Item, U>> {
+        let resource = self
+            .resource
             .take()
-            .expect("the resource is held until the body ends")
+            .expect("the resource is held until the body ends");
+        match used {
+            Ok(used) => {
+                let released = self.handle.release(resource, outcome_of(&used)).await;
+                conclude(used, released, index)
+            }
+            Err(panic) => {
+                // The release is awaited, but its own panic or error has nowhere
+                // to go: the caller gets the body's panic.
+                let release = async { self.handle.release(resource, Outcome::Panicked).await };
+                drop(AssertUnwindSafe(release).catch_unwind().await);
+                panic::resume_unwind(panic)
+            }
+        }
     }
 }
 
@@ -130,9 +168,15 @@ impl<Item, H: Handle<Item>> Drop for CancelGuard<Item, H> {
 /// If this future is dropped while the body runs, the resource goes to
 /// [`Handle::release_on_cancel`]; if it is dropped during the release, the
 /// release future is dropped with the resource it owns.
+///
+/// The body comes as `&mut B` (and as `&B` in [`run_shared`]), with the bound on
+/// the closure type `B` itself. Taking a generic body that is itself a reference
+/// (`B = &F`, through std's `AsyncFnMut for &F`) compiles too, but then rustc
+/// cannot prove the adapters' futures `Send` ("implementation is not general
+/// enough"), and they could not be spawned; `tests/auto_traits.rs` holds this.
 pub(crate) async fn run<Item, H, B, T, U>(
-    mut handle: H,
-    mut body: B,
+    handle: H,
+    body: &mut B,
     item: Item,
     index: usize,
 ) -> Result<T, HandleError<H, Item, U>>
@@ -140,30 +184,27 @@ where
     H: Handle<Item>,
     B: AsyncFnMut(&mut H::Resource) -> Result<T, U>,
 {
-    let resource = handle
-        .acquire(item)
-        .await
-        .map_err(|source| ScopedError::Acquire { index, source })?;
-    let mut guard = CancelGuard {
-        handle,
-        resource: Some(resource),
-    };
-
-    let used = match AssertUnwindSafe(body(guard.resource()))
+    let mut guard = CancelGuard::acquire(handle, item, index).await?;
+    let used = AssertUnwindSafe(body(guard.resource()))
         .catch_unwind()
-        .await
-    {
-        Ok(used) => used,
-        Err(panic) => {
-            // The release is awaited, but its own panic or error has nowhere to go:
-            // the caller gets the body's panic.
-            let resource = guard.disarm();
-            let release = async { guard.handle.release(resource, Outcome::Panicked).await };
-            drop(AssertUnwindSafe(release).catch_unwind().await);
-            panic::resume_unwind(panic)
-        }
-    };
-    let resource = guard.disarm();
-    let released = guard.handle.release(resource, outcome_of(&used)).await;
-    conclude(used, released, index)
+        .await;
+    guard.release(used, index).await
+}
+
+/// [`run`] for the concurrent adapters, whose acquire and body are shared.
+pub(crate) async fn run_shared<Item, A, B, T, U>(
+    acquire: &A,
+    body: &B,
+    item: Item,
+    index: usize,
+) -> Result<T, ConcurrentScopeError<A, Item, U>>
+where
+    A: ConcurrentAcquire<Item>,
+    B: AsyncFn(&mut A::Resource) -> Result<T, U>,
+{
+    let mut guard = CancelGuard::acquire(acquire, item, index).await?;
+    let used = AssertUnwindSafe(body(guard.resource()))
+        .catch_unwind()
+        .await;
+    guard.release(used, index).await
 }
