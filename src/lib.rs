@@ -17,9 +17,15 @@
 //!   `Result` per item.
 //!
 //! With the `stream` feature (on by default), every [`futures::Stream`] gets the
-//! same two adapters as [`ScopedStreamExt`], taking async closures; an
-//! [`async_bracket`]`(acquire).release(release)` awaits an async release, such as a
-//! socket's `shutdown().await`, before the next item.
+//! same two adapters as [`ScopedStreamExt`], taking async closures, and three
+//! concurrent ones that keep **at most `limit` resources live**:
+//! [`for_each_scoped_concurrent`](ScopedStreamExt::for_each_scoped_concurrent),
+//! [`try_map_scoped_concurrent`](ScopedStreamExt::try_map_scoped_concurrent)
+//! (input order) and
+//! [`try_map_scoped_unordered`](ScopedStreamExt::try_map_scoped_unordered). An
+//! [`async_bracket`]`(acquire).release(release)` awaits an async release, such as
+//! a socket's `shutdown().await`; when an adapter's future completes, every
+//! release has completed.
 //!
 //! [`futures::Stream`]: https://docs.rs/futures/0.3/futures/stream/trait.Stream.html
 //!
