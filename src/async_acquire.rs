@@ -80,6 +80,17 @@ pub trait AsyncAcquire<Item> {
     /// The error of a failed release.
     type ReleaseError;
 
+    /// Whether [`release`](Self::release) and
+    /// [`release_on_cancel`](Self::release_on_cancel) do nothing but drop the
+    /// resource (and so cannot fail). The adapters then hold the resource as a
+    /// plain local, with no cancellation guard and no `catch_unwind` around the
+    /// body: cancellation and unwinding drop it, which is its release. This keeps
+    /// the per-item cost of a plain async closure at that of a hand-written loop.
+    ///
+    /// `false` unless overridden, which is always correct; the async closures and
+    /// an [`async_bracket`] without `.release(..)` set it to `true`.
+    const RELEASE_IS_DROP: bool = false;
+
     /// Acquires the resource for one item.
     ///
     /// # Errors
@@ -179,6 +190,17 @@ pub trait ConcurrentAcquire<Item> {
     /// The error of a failed release.
     type ReleaseError;
 
+    /// Whether [`release`](Self::release) and
+    /// [`release_on_cancel`](Self::release_on_cancel) do nothing but drop the
+    /// resource (and so cannot fail). The adapters then hold the resource as a
+    /// plain local, with no cancellation guard and no `catch_unwind` around the
+    /// body: cancellation and unwinding drop it, which is its release. This keeps
+    /// the per-item cost of a plain async closure at that of a hand-written loop.
+    ///
+    /// `false` unless overridden, which is always correct; the async closures and
+    /// an [`async_bracket`] without `.release(..)` set it to `true`.
+    const RELEASE_IS_DROP: bool = false;
+
     /// Acquires the resource for one item.
     ///
     /// # Errors
@@ -220,6 +242,7 @@ where
     type Resource = R;
     type Error = E;
     type ReleaseError = Infallible;
+    const RELEASE_IS_DROP: bool = true;
 
     #[inline]
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
@@ -244,6 +267,7 @@ where
     type Resource = R;
     type Error = E;
     type ReleaseError = Infallible;
+    const RELEASE_IS_DROP: bool = true;
 
     #[inline]
     fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
@@ -389,6 +413,7 @@ where
     type Resource = R;
     type Error = E;
     type ReleaseError = Infallible;
+    const RELEASE_IS_DROP: bool = true;
 
     #[inline]
     fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
@@ -413,6 +438,7 @@ where
     type Resource = R;
     type Error = E;
     type ReleaseError = Infallible;
+    const RELEASE_IS_DROP: bool = true;
 
     #[inline]
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {

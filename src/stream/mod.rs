@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use futures_util::{Stream, StreamExt as _};
 
 use self::concurrent::{CompletionOrder, Drive, InputOrder, Order};
-use self::scope::{AsyncScopeError, ConcurrentScopeError};
+use self::scope::{AsyncScopeError, ConcurrentScopeError, scope};
 use self::try_map_scoped::TryMapScoped;
 use crate::{AsyncAcquire, ConcurrentAcquire};
 
@@ -88,7 +88,7 @@ pub trait ScopedStreamExt: Stream + Sized {
             let mut stream = pin!(self);
             let mut index = 0;
             while let Some(item) = stream.next().await {
-                scope::run(&mut acquire, &mut body, item, index).await?;
+                scope!(&mut acquire, &mut body, item, index)?;
                 index += 1;
             }
             Ok(())
@@ -236,7 +236,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                     if failed.load(Ordering::Relaxed) {
                         return None;
                     }
-                    Some(scope::run_shared(acquire, body, item, index).await)
+                    Some(scope!(acquire, body, item, index))
                 }
             });
             while let Some(finished) = drive.next_finished().await {
@@ -374,7 +374,7 @@ where
         let stream = pin!(stream);
         let mut drive = Drive::<O, _, _, _>::new(stream, limit, |item, index| {
             let (acquire, body) = (&acquire, &body);
-            async move { scope::run_shared(acquire, body, item, index).await }
+            async move { scope!(acquire, body, item, index) }
         });
         while let Some(result) = drive.next_finished().await {
             slot.put(result).await;

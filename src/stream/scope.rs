@@ -1,13 +1,11 @@
 //! One item's async scope: acquire, use, release — the step every stream adapter
 //! repeats, sequential or concurrent.
 
-use core::any::Any;
 use core::future::Future;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
 
-use crate::scope::{conclude, outcome_of};
 use crate::{AsyncAcquire, ConcurrentAcquire, Outcome, ScopedError};
 
 /// The error of the sequential adapters with the acquire `A`.
@@ -21,10 +19,6 @@ pub(crate) type ConcurrentScopeError<A, Item, U> = ScopedError<
     <A as ConcurrentAcquire<Item>>::ReleaseError,
 >;
 
-/// The error of an item's scope run with the acquire handle `H`.
-pub(crate) type HandleError<H, Item, U> =
-    ScopedError<<H as Handle<Item>>::Error, U, <H as Handle<Item>>::ReleaseError>;
-
 /// How one item's scope reaches the acquire: `&mut A` for the sequential adapters
 /// ([`AsyncAcquire`]), `&A` for the concurrent ones ([`ConcurrentAcquire`]), so
 /// that a single [`run`] serves both.
@@ -32,6 +26,7 @@ pub(crate) trait Handle<Item> {
     type Resource;
     type Error;
     type ReleaseError;
+    const RELEASE_IS_DROP: bool;
 
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
 
@@ -48,6 +43,7 @@ impl<Item, A: AsyncAcquire<Item>> Handle<Item> for &mut A {
     type Resource = A::Resource;
     type Error = A::Error;
     type ReleaseError = A::ReleaseError;
+    const RELEASE_IS_DROP: bool = A::RELEASE_IS_DROP;
 
     #[inline]
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
@@ -73,6 +69,7 @@ impl<Item, A: ConcurrentAcquire<Item>> Handle<Item> for &A {
     type Resource = A::Resource;
     type Error = A::Error;
     type ReleaseError = A::ReleaseError;
+    const RELEASE_IS_DROP: bool = A::RELEASE_IS_DROP;
 
     #[inline]
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
@@ -96,64 +93,31 @@ impl<Item, A: ConcurrentAcquire<Item>> Handle<Item> for &A {
 
 /// Holds the resource while the body runs; if the scope's future is dropped
 /// then (cancelled), hands it to [`Handle::release_on_cancel`].
-struct CancelGuard<Item, H: Handle<Item>> {
-    handle: H,
-    resource: Option<H::Resource>,
+pub(crate) struct CancelGuard<Item, H: Handle<Item>> {
+    pub(crate) handle: H,
+    pub(crate) resource: Option<H::Resource>,
 }
 
 impl<Item, H: Handle<Item>> CancelGuard<Item, H> {
-    /// Acquires the resource for `item`, guarded from the moment it exists.
-    async fn acquire<U>(
-        mut handle: H,
-        item: Item,
-        index: usize,
-    ) -> Result<Self, HandleError<H, Item, U>> {
-        let resource = handle
-            .acquire(item)
-            .await
-            .map_err(|source| ScopedError::Acquire { index, source })?;
-        Ok(Self {
-            handle,
-            resource: Some(resource),
-        })
-    }
-
     /// The resource, lent to the body.
-    fn resource(&mut self) -> &mut H::Resource {
+    #[inline]
+    pub(crate) fn resource(&mut self) -> &mut H::Resource {
         self.resource
             .as_mut()
             .expect("the resource is held until the body ends")
     }
 
-    /// Awaits the release of the resource after the body ended with `used` (or
-    /// panicked), and concludes the item: its value, its error(s), or the body's
-    /// panic resumed once the release is done.
-    async fn release<T, U>(
-        mut self,
-        used: Result<Result<T, U>, Box<dyn Any + Send>>,
-        index: usize,
-    ) -> Result<T, HandleError<H, Item, U>> {
-        let resource = self
-            .resource
+    /// Takes the resource back for its release.
+    #[inline]
+    pub(crate) fn disarm(&mut self) -> H::Resource {
+        self.resource
             .take()
-            .expect("the resource is held until the body ends");
-        match used {
-            Ok(used) => {
-                let released = self.handle.release(resource, outcome_of(&used)).await;
-                conclude(used, released, index)
-            }
-            Err(panic) => {
-                // The release is awaited, but its own panic or error has nowhere
-                // to go: the caller gets the body's panic.
-                let release = async { self.handle.release(resource, Outcome::Panicked).await };
-                drop(AssertUnwindSafe(release).catch_unwind().await);
-                panic::resume_unwind(panic)
-            }
-        }
+            .expect("the resource is held until the body ends")
     }
 }
 
 impl<Item, H: Handle<Item>> Drop for CancelGuard<Item, H> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(resource) = self.resource.take() {
             self.handle.release_on_cancel(resource);
@@ -161,50 +125,81 @@ impl<Item, H: Handle<Item>> Drop for CancelGuard<Item, H> {
     }
 }
 
-/// Acquires the resource for `item`, lends it to `body`, and awaits its release
-/// before returning — also when `body` panics, in which case the panic resumes
-/// after the release.
-///
-/// If this future is dropped while the body runs, the resource goes to
-/// [`Handle::release_on_cancel`]; if it is dropped during the release, the
-/// release future is dropped with the resource it owns.
-///
-/// The body comes as `&mut B` (and as `&B` in [`run_shared`]), with the bound on
-/// the closure type `B` itself. Taking a generic body that is itself a reference
-/// (`B = &F`, through std's `AsyncFnMut for &F`) compiles too, but then rustc
-/// cannot prove the adapters' futures `Send` ("implementation is not general
-/// enough"), and they could not be spawned; `tests/auto_traits.rs` holds this.
-pub(crate) async fn run<Item, H, B, T, U>(
-    handle: H,
-    body: &mut B,
-    item: Item,
-    index: usize,
-) -> Result<T, HandleError<H, Item, U>>
-where
-    H: Handle<Item>,
-    B: AsyncFnMut(&mut H::Resource) -> Result<T, U>,
-{
-    let mut guard = CancelGuard::acquire(handle, item, index).await?;
-    let used = AssertUnwindSafe(body(guard.resource()))
-        .catch_unwind()
-        .await;
-    guard.release(used, index).await
+/// Whether the handle's release is only `Drop`; see
+/// [`AsyncAcquire::RELEASE_IS_DROP`].
+#[inline]
+pub(crate) fn releases_by_drop<Item, H: Handle<Item>>(_: &H) -> bool {
+    H::RELEASE_IS_DROP
 }
 
-/// [`run`] for the concurrent adapters, whose acquire and body are shared.
-pub(crate) async fn run_shared<Item, A, B, T, U>(
-    acquire: &A,
-    body: &B,
-    item: Item,
-    index: usize,
-) -> Result<T, ConcurrentScopeError<A, Item, U>>
-where
-    A: ConcurrentAcquire<Item>,
-    B: AsyncFn(&mut A::Resource) -> Result<T, U>,
-{
-    let mut guard = CancelGuard::acquire(acquire, item, index).await?;
-    let used = AssertUnwindSafe(body(guard.resource()))
-        .catch_unwind()
-        .await;
-    guard.release(used, index).await
+/// Awaits the release of a resource whose body panicked; its own panic or error
+/// has nowhere to go, since the caller gets the body's panic.
+#[cold]
+pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(
+    handle: &mut H,
+    resource: H::Resource,
+) {
+    let release = async { handle.release(resource, Outcome::Panicked).await };
+    drop(AssertUnwindSafe(release).catch_unwind().await);
 }
+
+/// One item's scope, written out in the calling `async` block: acquires the
+/// resource for `$item` through the handle `$handle` (`&mut A` or `&A`), lends it
+/// to the body behind the reference `$body` (`&mut B` or `&B`), and awaits its
+/// release — also when the body panics, in which case the panic resumes after
+/// the release. Evaluates to the item's `Result`.
+///
+/// A macro rather than an `async fn`: every nested `async fn` is a state machine
+/// of its own, which the optimiser does not merge into the caller's, and on a
+/// cheap resource that costs several times the hand-written loop. The body is
+/// called through `(*$body)`, on the closure type itself: calling it through
+/// std's `AsyncFnMut for &F` makes rustc unable to prove the adapters' futures
+/// `Send` ("implementation is not general enough"); `tests/auto_traits.rs`
+/// holds this.
+///
+/// If the calling future is dropped while the body runs, the resource goes to
+/// [`Handle::release_on_cancel`] (or is dropped, when the release is only
+/// `Drop`); if it is dropped during the release, the release future is dropped
+/// with the resource it owns.
+macro_rules! scope {
+    ($handle:expr, $body:expr, $item:expr, $index:expr) => {{
+        use $crate::stream::scope::{CancelGuard, Handle, release_after_panic, releases_by_drop};
+        let index: usize = $index;
+        let mut handle = $handle;
+        let body = $body;
+        match Handle::acquire(&mut handle, $item).await {
+            Err(source) => Err($crate::ScopedError::Acquire { index, source }),
+            // A release that is only `Drop` needs neither a guard nor
+            // `catch_unwind`: cancellation and unwinding drop the resource, which
+            // is its release. This path costs what the hand-written loop does.
+            Ok(mut resource) if releases_by_drop(&handle) => {
+                let used = (*body)(&mut resource).await;
+                drop(resource);
+                $crate::scope::conclude(used, Ok(()), index)
+            }
+            Ok(resource) => {
+                let mut guard = CancelGuard {
+                    handle,
+                    resource: Some(resource),
+                };
+                let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
+                    (*body)(guard.resource()),
+                ))
+                .await;
+                let resource = guard.disarm();
+                match used {
+                    Ok(used) => {
+                        let outcome = $crate::scope::outcome_of(&used);
+                        let released = Handle::release(&mut guard.handle, resource, outcome).await;
+                        $crate::scope::conclude(used, released, index)
+                    }
+                    Err(panic) => {
+                        release_after_panic(&mut guard.handle, resource).await;
+                        ::std::panic::resume_unwind(panic)
+                    }
+                }
+            }
+        }
+    }};
+}
+pub(crate) use scope;

@@ -5,7 +5,7 @@ use core::task::{Context, Poll, ready};
 use futures_util::Stream;
 use pin_project_lite::pin_project;
 
-use super::scope::{self, AsyncScopeError};
+use super::scope::{AsyncScopeError, scope};
 use crate::AsyncAcquire;
 
 pin_project! {
@@ -52,7 +52,7 @@ where
     A: AsyncAcquire<Item>,
     B: AsyncFnMut(&mut A::Resource) -> Result<T, U>,
 {
-    let result = scope::run(&mut acquire, &mut body, item, index).await;
+    let result = scope!(&mut acquire, &mut body, item, index);
     (result, (acquire, body))
 }
 
