@@ -169,10 +169,9 @@ mod trivial {
         block_on(async {
             let mut sum = 0;
             stream::iter(black_box(&fixture.items).iter().copied())
-                .for_each_scoped(
-                    async |item| acquire(item).await,
-                    async |resource| body(resource).await.map(|value| sum += value),
-                )
+                .for_each_scoped(acquire, async |resource| {
+                    body(resource).await.map(|value| sum += value)
+                })
                 .await
                 .expect("no item fails");
             sum
@@ -198,10 +197,8 @@ mod trivial {
     pub fn try_map_sum_adapter(fixture: &Fixture) -> u64 {
         block_on(async {
             let mut values = pin!(
-                stream::iter(black_box(&fixture.items).iter().copied()).try_map_scoped(
-                    async |item| acquire(item).await,
-                    async |resource| body(resource).await,
-                )
+                stream::iter(black_box(&fixture.items).iter().copied())
+                    .try_map_scoped(acquire, async |resource| body(resource).await,)
             );
             let mut sum = 0;
             while let Some(value) = values.next().await {
@@ -234,7 +231,7 @@ mod trivial {
             let mut sum = 0;
             stream::iter(black_box(&fixture.items).iter().copied())
                 .for_each_scoped(
-                    async_bracket(async |item| acquire(item).await)
+                    async_bracket(acquire)
                         .release(|resource| async move { release(resource).await }),
                     async |resource| body(resource).await.map(|value| sum += value),
                 )
@@ -268,7 +265,7 @@ mod trivial {
         block_on(async {
             let mut values = pin!(
                 stream::iter(black_box(&fixture.items).iter().copied()).try_map_scoped(
-                    async_bracket(async |item| acquire(item).await)
+                    async_bracket(acquire)
                         .release(|resource| async move { release(resource).await }),
                     async |resource| body(resource).await,
                 )

@@ -87,8 +87,13 @@ pub trait ScopedStreamExt: Stream + Sized {
         async move {
             let mut stream = pin!(self);
             let mut index = 0;
-            while let Some(item) = stream.next().await {
-                scope!(&mut acquire, &mut body, item, index)?;
+            loop {
+                // `let .. else`, not `while let`: the temporary of a `while let`
+                // lives through the whole body, and so in the state machine.
+                let Some(item) = stream.next().await else {
+                    break;
+                };
+                scope!(&mut acquire, body, item, index)?;
                 index += 1;
             }
             Ok(())
@@ -236,7 +241,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                     if failed.load(Ordering::Relaxed) {
                         return None;
                     }
-                    Some(scope!(acquire, body, item, index))
+                    Some(scope!(acquire, (*body), item, index))
                 }
             });
             while let Some(finished) = drive.next_finished().await {
@@ -374,7 +379,7 @@ where
         let stream = pin!(stream);
         let mut drive = Drive::<O, _, _, _>::new(stream, limit, |item, index| {
             let (acquire, body) = (&acquire, &body);
-            async move { scope!(acquire, body, item, index) }
+            async move { scope!(acquire, (*body), item, index) }
         });
         while let Some(result) = drive.next_finished().await {
             slot.put(result).await;

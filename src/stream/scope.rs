@@ -2,6 +2,7 @@
 //! repeats, sequential or concurrent.
 
 use core::future::Future;
+use core::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
@@ -21,22 +22,25 @@ pub(crate) type ConcurrentScopeError<A, Item, U> = ScopedError<
 
 /// How one item's scope reaches the acquire: `&mut A` for the sequential adapters
 /// ([`AsyncAcquire`]), `&A` for the concurrent ones ([`ConcurrentAcquire`]), so
-/// that a single [`run`] serves both.
-pub(crate) trait Handle<Item> {
+/// that one [`scope!`] serves both.
+///
+/// The methods take the handle by value, a fresh reborrow at each use, so that
+/// no copy of it has to be kept across an `.await` on the cheap path.
+pub(crate) trait Handle<Item>: Sized {
     type Resource;
     type Error;
     type ReleaseError;
     const RELEASE_IS_DROP: bool;
 
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
+    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
 
     fn release(
-        &mut self,
+        self,
         resource: Self::Resource,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
 
-    fn release_on_cancel(&mut self, resource: Self::Resource);
+    fn release_on_cancel(self, resource: Self::Resource);
 }
 
 impl<Item, A: AsyncAcquire<Item>> Handle<Item> for &mut A {
@@ -46,22 +50,22 @@ impl<Item, A: AsyncAcquire<Item>> Handle<Item> for &mut A {
     const RELEASE_IS_DROP: bool = A::RELEASE_IS_DROP;
 
     #[inline]
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
-        AsyncAcquire::acquire(&mut **self, item)
+    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
+        AsyncAcquire::acquire(self, item)
     }
 
     #[inline]
     fn release(
-        &mut self,
+        self,
         resource: Self::Resource,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), Self::ReleaseError>> {
-        AsyncAcquire::release(&mut **self, resource, outcome)
+        AsyncAcquire::release(self, resource, outcome)
     }
 
     #[inline]
-    fn release_on_cancel(&mut self, resource: Self::Resource) {
-        AsyncAcquire::release_on_cancel(&mut **self, resource);
+    fn release_on_cancel(self, resource: Self::Resource) {
+        AsyncAcquire::release_on_cancel(self, resource);
     }
 }
 
@@ -72,45 +76,79 @@ impl<Item, A: ConcurrentAcquire<Item>> Handle<Item> for &A {
     const RELEASE_IS_DROP: bool = A::RELEASE_IS_DROP;
 
     #[inline]
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
-        ConcurrentAcquire::acquire(*self, item)
+    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
+        ConcurrentAcquire::acquire(self, item)
     }
 
     #[inline]
     fn release(
-        &mut self,
+        self,
         resource: Self::Resource,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), Self::ReleaseError>> {
-        ConcurrentAcquire::release(*self, resource, outcome)
+        ConcurrentAcquire::release(self, resource, outcome)
     }
 
     #[inline]
-    fn release_on_cancel(&mut self, resource: Self::Resource) {
-        ConcurrentAcquire::release_on_cancel(*self, resource);
+    fn release_on_cancel(self, resource: Self::Resource) {
+        ConcurrentAcquire::release_on_cancel(self, resource);
     }
 }
 
-/// Holds the resource while the body runs; if the scope's future is dropped
-/// then (cancelled), hands it to [`Handle::release_on_cancel`].
+/// The item, and its type as a zero-sized value that costs nothing to keep
+/// across an `.await` once the item has moved on. By value, not `&item`: a local
+/// that was ever borrowed is kept in the state machine across every later
+/// `.await` of its scope.
+#[inline]
+pub(crate) fn typed<Item>(item: Item) -> (Item, PhantomData<fn(Item)>) {
+    (item, PhantomData)
+}
+
+/// Whether the handle's release is only `Drop`
+/// ([`AsyncAcquire::RELEASE_IS_DROP`]); a constant once compiled.
+#[inline]
+pub(crate) fn releases_by_drop<Item, H: Handle<Item>>(_: &H, _: PhantomData<fn(Item)>) -> bool {
+    H::RELEASE_IS_DROP
+}
+
+/// The outcome of a release that is only `Drop`: it cannot fail.
+#[inline]
+pub(crate) fn dropped<Item, H: Handle<Item>>(
+    _: &H,
+    _: PhantomData<fn(Item)>,
+) -> Result<(), H::ReleaseError> {
+    Ok(())
+}
+
+/// Holds the resource, and the handle to release it with, while the body runs;
+/// if the scope's future is dropped then (cancelled), hands the resource to
+/// [`Handle::release_on_cancel`].
 pub(crate) struct CancelGuard<Item, H: Handle<Item>> {
-    pub(crate) handle: H,
-    pub(crate) resource: Option<H::Resource>,
+    armed: Option<(H, H::Resource)>,
 }
 
 impl<Item, H: Handle<Item>> CancelGuard<Item, H> {
+    #[inline]
+    pub(crate) fn new(handle: H, resource: H::Resource) -> Self {
+        Self {
+            armed: Some((handle, resource)),
+        }
+    }
+
     /// The resource, lent to the body.
     #[inline]
     pub(crate) fn resource(&mut self) -> &mut H::Resource {
-        self.resource
+        &mut self
+            .armed
             .as_mut()
             .expect("the resource is held until the body ends")
+            .1
     }
 
-    /// Takes the resource back for its release.
+    /// Takes the handle and the resource back for the release.
     #[inline]
-    pub(crate) fn disarm(&mut self) -> H::Resource {
-        self.resource
+    pub(crate) fn disarm(&mut self) -> (H, H::Resource) {
+        self.armed
             .take()
             .expect("the resource is held until the body ends")
     }
@@ -119,43 +157,34 @@ impl<Item, H: Handle<Item>> CancelGuard<Item, H> {
 impl<Item, H: Handle<Item>> Drop for CancelGuard<Item, H> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(resource) = self.resource.take() {
-            self.handle.release_on_cancel(resource);
+        if let Some((handle, resource)) = self.armed.take() {
+            handle.release_on_cancel(resource);
         }
     }
-}
-
-/// Whether the handle's release is only `Drop`; see
-/// [`AsyncAcquire::RELEASE_IS_DROP`].
-#[inline]
-pub(crate) fn releases_by_drop<Item, H: Handle<Item>>(_: &H) -> bool {
-    H::RELEASE_IS_DROP
 }
 
 /// Awaits the release of a resource whose body panicked; its own panic or error
 /// has nowhere to go, since the caller gets the body's panic.
 #[cold]
-pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(
-    handle: &mut H,
-    resource: H::Resource,
-) {
+pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(handle: H, resource: H::Resource) {
     let release = async { handle.release(resource, Outcome::Panicked).await };
     drop(AssertUnwindSafe(release).catch_unwind().await);
 }
 
 /// One item's scope, written out in the calling `async` block: acquires the
-/// resource for `$item` through the handle `$handle` (`&mut A` or `&A`), lends it
-/// to the body behind the reference `$body` (`&mut B` or `&B`), and awaits its
-/// release — also when the body panics, in which case the panic resumes after
-/// the release. Evaluates to the item's `Result`.
+/// resource for `$item` through the handle `$handle` (`&mut acquire` or a `&A`),
+/// lends it to the body `$body` (the closure, or `(*body)` behind a reference),
+/// and awaits its release — also when the body panics, in which case the panic
+/// resumes after the release. Evaluates to the item's `Result`.
 ///
 /// A macro rather than an `async fn`: every nested `async fn` is a state machine
 /// of its own, which the optimiser does not merge into the caller's, and on a
-/// cheap resource that costs several times the hand-written loop. The body is
-/// called through `(*$body)`, on the closure type itself: calling it through
-/// std's `AsyncFnMut for &F` makes rustc unable to prove the adapters' futures
-/// `Send` ("implementation is not general enough"); `tests/auto_traits.rs`
-/// holds this.
+/// cheap resource that costs several times the hand-written loop. `$handle` and
+/// `$body` are evaluated afresh where they are used, so that no reference is kept
+/// in the state machine. The body is called on the closure type itself: calling
+/// it through std's `AsyncFnMut for &F` makes rustc unable to prove the adapters'
+/// futures `Send` ("implementation is not general enough");
+/// `tests/auto_traits.rs` holds this.
 ///
 /// If the calling future is dropped while the body runs, the resource goes to
 /// [`Handle::release_on_cancel`] (or is dropped, when the release is only
@@ -163,38 +192,66 @@ pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(
 /// with the resource it owns.
 macro_rules! scope {
     ($handle:expr, $body:expr, $item:expr, $index:expr) => {{
-        use $crate::stream::scope::{CancelGuard, Handle, release_after_panic, releases_by_drop};
-        let index: usize = $index;
-        let mut handle = $handle;
-        let body = $body;
-        match Handle::acquire(&mut handle, $item).await {
-            Err(source) => Err($crate::ScopedError::Acquire { index, source }),
-            // A release that is only `Drop` needs neither a guard nor
-            // `catch_unwind`: cancellation and unwinding drop the resource, which
-            // is its release. This path costs what the hand-written loop does.
-            Ok(mut resource) if releases_by_drop(&handle) => {
-                let used = (*body)(&mut resource).await;
-                drop(resource);
-                $crate::scope::conclude(used, Ok(()), index)
-            }
-            Ok(resource) => {
-                let mut guard = CancelGuard {
-                    handle,
-                    resource: Some(resource),
+        use $crate::stream::scope::{
+            CancelGuard, Handle, dropped, release_after_panic, releases_by_drop, typed,
+        };
+        let (item, item_type) = typed($item);
+        // Written as `let .. else` and labelled breaks, not as a `match` on an
+        // `.await`: the scrutinee of a `match` lives through its arms, and so in
+        // the state machine across the arms' own `.await`s. Likewise the
+        // branch is a constant taken before the first `.await`, so that neither
+        // it nor the other branch's values are stored.
+        'scope: {
+            if releases_by_drop(&$handle, item_type) {
+                // A release that is only `Drop` needs neither a guard nor
+                // `catch_unwind`: cancellation and unwinding drop the resource,
+                // which is its release. This path costs what a hand-written loop
+                // does.
+                let acquired = Handle::acquire($handle, item).await;
+                let mut resource = match acquired {
+                    Ok(resource) => resource,
+                    Err(source) => {
+                        break 'scope Err($crate::ScopedError::Acquire {
+                            index: $index,
+                            source,
+                        });
+                    }
                 };
+                // The resource is dropped — released — at the end of this
+                // block, before the item's result is reported.
+                match $body(&mut resource).await {
+                    Ok(value) => Ok(value),
+                    Err(source) => Err($crate::ScopedError::Use {
+                        index: $index,
+                        source,
+                        release: dropped(&$handle, item_type).err(),
+                    }),
+                }
+            } else {
+                let acquired = Handle::acquire($handle, item).await;
+                let resource = match acquired {
+                    Ok(resource) => resource,
+                    Err(source) => {
+                        break 'scope Err($crate::ScopedError::Acquire {
+                            index: $index,
+                            source,
+                        });
+                    }
+                };
+                let mut guard = CancelGuard::new($handle, resource);
                 let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-                    (*body)(guard.resource()),
+                    $body(guard.resource()),
                 ))
                 .await;
-                let resource = guard.disarm();
+                let (handle, resource) = guard.disarm();
                 match used {
                     Ok(used) => {
                         let outcome = $crate::scope::outcome_of(&used);
-                        let released = Handle::release(&mut guard.handle, resource, outcome).await;
-                        $crate::scope::conclude(used, released, index)
+                        let released = Handle::release(handle, resource, outcome).await;
+                        $crate::scope::conclude(used, released, $index)
                     }
                     Err(panic) => {
-                        release_after_panic(&mut guard.handle, resource).await;
+                        release_after_panic(handle, resource).await;
                         ::std::panic::resume_unwind(panic)
                     }
                 }

@@ -52,7 +52,7 @@ where
     A: AsyncAcquire<Item>,
     B: AsyncFnMut(&mut A::Resource) -> Result<T, U>,
 {
-    let result = scope!(&mut acquire, &mut body, item, index);
+    let result = scope!(&mut acquire, body, item, index);
     (result, (acquire, body))
 }
 
