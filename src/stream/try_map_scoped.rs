@@ -22,8 +22,12 @@ pin_project! {
         #[pin]
         stream: St,
         parts: Option<(A, B)>,
+        // The future of the item in flight, or of the last one once it has
+        // finished (`running` is then false): leaving a finished future in place
+        // until the next item replaces it saves dropping it twice per item.
         #[pin]
         in_flight: Option<Fut>,
+        running: bool,
         step: S,
         // The position in the input of the next item.
         index: usize,
@@ -36,6 +40,7 @@ impl<St, A, B, S, Fut> TryMapScoped<St, A, B, S, Fut> {
             stream,
             parts: Some((acquire, body)),
             in_flight: None,
+            running: false,
             step,
             index: 0,
         }
@@ -66,7 +71,7 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Y>> {
         let mut this = self.project();
-        if this.in_flight.is_none() {
+        if !*this.running {
             let Some(item) = ready!(this.stream.as_mut().poll_next(cx)) else {
                 return Poll::Ready(None);
             };
@@ -78,6 +83,7 @@ where
             let index = *this.index;
             *this.index += 1;
             this.in_flight.set(Some((this.step)(parts, item, index)));
+            *this.running = true;
         }
         let in_flight = this
             .in_flight
@@ -85,14 +91,14 @@ where
             .as_pin_mut()
             .expect("an item is in flight");
         let (result, parts) = ready!(in_flight.poll(cx));
-        this.in_flight.set(None);
+        *this.running = false;
         *this.parts = Some(parts);
         Poll::Ready(Some(result))
     }
 
     /// One result per input item, plus the one in flight.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let in_flight = usize::from(self.in_flight.is_some());
+        let in_flight = usize::from(self.running);
         let (lower, upper) = self.stream.size_hint();
         (
             lower.saturating_add(in_flight),
@@ -105,7 +111,7 @@ impl<St: fmt::Debug, A, B, S, Fut> fmt::Debug for TryMapScoped<St, A, B, S, Fut>
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryMapScoped")
             .field("stream", &self.stream)
-            .field("in_flight", &self.in_flight.is_some())
+            .field("in_flight", &self.running)
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
