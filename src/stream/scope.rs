@@ -196,19 +196,18 @@ macro_rules! scope {
             CancelGuard, Handle, dropped, release_after_panic, releases_by_drop, typed,
         };
         let (item, item_type) = typed($item);
-        // Written as `let .. else` and labelled breaks, not as a `match` on an
-        // `.await`: the scrutinee of a `match` lives through its arms, and so in
-        // the state machine across the arms' own `.await`s. Likewise the
-        // branch is a constant taken before the first `.await`, so that neither
-        // it nor the other branch's values are stored.
+        // The acquire is matched inside a `let`, with a labelled break for its
+        // error, as `?` would: the scrutinee of a `match` statement lives through
+        // its arms, and so in the state machine across their `.await`s. Likewise
+        // the branch is a constant taken before the first `.await`, so that
+        // neither it nor the other branch's values are stored.
         'scope: {
             if releases_by_drop(&$handle, item_type) {
                 // A release that is only `Drop` needs neither a guard nor
                 // `catch_unwind`: cancellation and unwinding drop the resource,
                 // which is its release. This path costs what a hand-written loop
                 // does.
-                let acquired = Handle::acquire($handle, item).await;
-                let mut resource = match acquired {
+                let mut resource = match Handle::acquire($handle, item).await {
                     Ok(resource) => resource,
                     Err(source) => {
                         break 'scope Err($crate::ScopedError::Acquire {
@@ -228,8 +227,7 @@ macro_rules! scope {
                     }),
                 }
             } else {
-                let acquired = Handle::acquire($handle, item).await;
-                let resource = match acquired {
+                let resource = match Handle::acquire($handle, item).await {
                     Ok(resource) => resource,
                     Err(source) => {
                         break 'scope Err($crate::ScopedError::Acquire {
