@@ -24,7 +24,7 @@
 #
 # The callgrind.out files go to a temporary directory, removed on exit. Exits
 # non-zero if a ratio is above the target (LOOPSCOPE_CALLGRIND_TARGET; default
-# 1.02 for sync_adapters, 1.05 for stream_adapters).
+# 1.02 for sync_adapters, 1.05 for stream_adapters and concurrent_adapters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +41,7 @@ elif (($# > 0)) && [[ $1 == --bench=* ]]; then
     shift
 fi
 case $bench in
-stream_adapters) default_target=1.05 ;;
+stream_adapters | concurrent_adapters) default_target=1.05 ;;
 *) default_target=1.02 ;;
 esac
 

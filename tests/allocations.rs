@@ -299,4 +299,93 @@ mod stream {
             expected_sum,
         );
     }
+    /// The allocations of `run` on 10 items and on 1,000 (after one uncounted
+    /// warm-up run), checking its result against [`expected_sum`].
+    fn allocations_on_few_and_many(name: &str, run: impl Fn(&[u64]) -> u64) -> (u64, u64) {
+        let few: Vec<u64> = (0..10).collect();
+        let many: Vec<u64> = (0..1_000).collect();
+        assert_eq!(run(&few), expected_sum(&few), "{name}: wrong result");
+        let mut result = 0;
+        let with_few = allocations_during(|| result = run(&few));
+        assert_eq!(
+            result,
+            expected_sum(&few),
+            "{name}: wrong result on 10 items"
+        );
+        let with_many = allocations_during(|| result = run(&many));
+        assert_eq!(
+            result,
+            expected_sum(&many),
+            "{name}: wrong result on 1,000 items"
+        );
+        (with_few, with_many)
+    }
+
+    /// The concurrent paths may allocate per item (`FuturesOrdered` boxes each
+    /// future in flight in a task node), but no more than `buffered` doing the
+    /// same work (DESIGN.md, "Performance contract").
+    #[test]
+    fn try_map_scoped_concurrent_allocates_no_more_per_item_than_buffered() {
+        const LIMIT: usize = 8;
+        let buffered = |items: &[u64]| {
+            block_on(async {
+                let mut results = pin!(
+                    stream::iter(items.iter().copied())
+                        .map(async |item| {
+                            let mut resource = acquire_async(item).await?;
+                            let used = body(&mut resource);
+                            let released = release(resource);
+                            let value = used?;
+                            released?;
+                            Ok::<_, Infallible>(value)
+                        })
+                        .buffered(LIMIT)
+                );
+                let mut sum = 0;
+                while let Some(result) = results.next().await {
+                    sum += result.expect("no item fails");
+                }
+                sum
+            })
+        };
+        let adapter = |items: &[u64]| {
+            block_on(async {
+                let mut results = pin!(
+                    stream::iter(items.iter().copied()).try_map_scoped_concurrent(
+                        LIMIT,
+                        async_bracket(async |item| acquire_async(item).await)
+                            .release(|resource| async move { release(resource) }),
+                        async |resource| body(resource),
+                    )
+                );
+                let mut sum = 0;
+                while let Some(result) = results.next().await {
+                    sum += result.expect("no item fails");
+                }
+                sum
+            })
+        };
+        let (buffered_few, buffered_many) = allocations_on_few_and_many("buffered", buffered);
+        let (adapter_few, adapter_many) =
+            allocations_on_few_and_many("try_map_scoped_concurrent", adapter);
+        // Per item: the difference between 1,000 items and 10, over 990 items.
+        let per_item = |few: u64, many: u64| (many as f64 - few as f64) / 990.0;
+        let (buffered_per_item, adapter_per_item) = (
+            per_item(buffered_few, buffered_many),
+            per_item(adapter_few, adapter_many),
+        );
+        println!(
+            "allocations on 10 / 1,000 items (per item): \
+             buffered({LIMIT}) {buffered_few} / {buffered_many} ({buffered_per_item:.3}), \
+             try_map_scoped_concurrent({LIMIT}) {adapter_few} / {adapter_many} \
+             ({adapter_per_item:.3})"
+        );
+        assert!(
+            adapter_many - adapter_few.min(adapter_many)
+                <= buffered_many - buffered_few.min(buffered_many),
+            "try_map_scoped_concurrent allocates {adapter_per_item:.3} times per item, \
+             buffered {buffered_per_item:.3} ({adapter_few} / {adapter_many} against \
+             {buffered_few} / {buffered_many} on 10 / 1,000 items)"
+        );
+    }
 }

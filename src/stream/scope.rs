@@ -249,7 +249,10 @@ macro_rules! scope {
                         $crate::scope::conclude(used, released, $index)
                     }
                     Err(panic) => {
-                        release_after_panic(handle, resource).await;
+                        // Boxed: this cold path would otherwise be the largest
+                        // state of every item's future, which is moved (and,
+                        // when concurrent, pushed) once per item.
+                        ::std::boxed::Box::pin(release_after_panic(handle, resource)).await;
                         ::std::panic::resume_unwind(panic)
                     }
                 }

@@ -1,0 +1,569 @@
+//! The concurrent stream adapters side by side with the hand-written futures
+//! code they replace.
+//!
+//! The same design as `benches/stream_adapters.rs`: every workload is a pair of
+//! functions doing exactly the same work on the same input — the same async
+//! acquire, body and release functions, the same consumer — once written by hand
+//! (`hand_written`) and once with a `loopscope` adapter (`adapter`), each pair one
+//! criterion group. Every run handles 1,000 items with a concurrency limit of 8;
+//! the adapters get `async_bracket(acquire).release(release)`, and the
+//! hand-written code awaits `release(resource)` explicitly, also when the body
+//! fails.
+//!
+//! On the executor alone (`futures::executor::block_on`, a trivial resource whose
+//! `Drop` does a `black_box`ed write, a body doing a little arithmetic, so that
+//! nothing hides the adapters' overhead):
+//!
+//! - `concurrent_try_map_sum`: `try_map_scoped_concurrent(8, ..)`, summed,
+//!   against `stream.map(async |item| { acquire; body; release }).buffered(8)`.
+//! - `unordered_try_map_sum`: `try_map_scoped_unordered(8, ..)` against the same
+//!   with `.buffer_unordered(8)`.
+//! - `concurrent_for_each`: `for_each_scoped_concurrent(8, ..)` against
+//!   `stream.map(Ok).try_for_each_concurrent(8, ..)`.
+//!
+//! On I/O-bound items (a tokio multi-thread runtime with 2 workers; criterion
+//! only, see below), `for_each_scoped_concurrent(8, ..)` driven by the runtime's
+//! `block_on`, against a `JoinSet` and a `Semaphore` of 8 permits: for each item
+//! a permit is acquired, then a task spawned that acquires, uses and releases the
+//! resource and drops the permit.
+//!
+//! - `tokio_yield_for_each`: acquire, body and release each wait for the runtime
+//!   (`tokio::task::yield_now`, 4 times per item in all), as a socket that is not
+//!   ready yet would; the scheduling overhead dominates.
+//! - `tokio_sleep_for_each`: the body sleeps `tokio::time::sleep(50 µs)` (the
+//!   timer rounds it up to its 1 ms tick); the waiting dominates, as with a
+//!   remote server.
+//!
+//! The performance contract (DESIGN.md) asks for adapter / hand-written ≤ 1.05×,
+//! and `for_each_scoped_concurrent` no slower than `JoinSet` + `Semaphore` on
+//! I/O-bound items.
+//!
+//! ```text
+//! cargo bench --features tokio --bench concurrent_adapters            # criterion
+//! cargo bench --features tokio --bench concurrent_adapters -- tokio   # a filter
+//! LOOPSCOPE_CALLGRIND_TARGET=1.05 \
+//!     bash benches/callgrind.sh --bench concurrent_adapters           # instructions
+//! ```
+//!
+//! # Instruction counting
+//!
+//! As in `benches/stream_adapters.rs`: with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
+//! the binary skips criterion, runs that one function once as an uncounted
+//! warm-up, and then calls it `LOOPSCOPE_CALLGRIND_REPS` times (default 10)
+//! inside [`callgrind_measured`], the only function whose instructions
+//! `benches/callgrind.sh` has callgrind count. `LOOPSCOPE_CALLGRIND=list` prints
+//! the executor workloads only. The tokio workloads are left out of this mode:
+//! `JoinSet` runs the items on the runtime's worker threads, outside
+//! `callgrind_measured`, so callgrind would not count them (the hand-written
+//! variant would look almost free), and their timers and work stealing make the
+//! counts vary from run to run; criterion's wall-clock time is the meaningful
+//! measure for them.
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use futures::executor::block_on;
+use futures::stream::{self, StreamExt as _, TryStreamExt as _};
+use loopscope::prelude::*;
+
+/// Items per run of every workload.
+const ITEMS: usize = 1_000;
+
+/// The concurrency limit of every workload.
+const LIMIT: usize = 8;
+
+/// The input, built once.
+struct Fixture {
+    items: Vec<u64>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            items: (0..ITEMS as u64).collect(),
+        }
+    }
+}
+
+/// One run of a workload (all of its items); returns a checksum.
+type Workload = fn(&Fixture) -> u64;
+
+/// A workload: the hand-written code and the adapter doing the same work.
+struct Pair {
+    name: &'static str,
+    hand_written: Workload,
+    adapter: Workload,
+}
+
+/// The executor-only workloads: criterion and instruction counts.
+const PAIRS: &[Pair] = &[
+    Pair {
+        name: "concurrent_try_map_sum",
+        hand_written: trivial::try_map_sum_buffered,
+        adapter: trivial::try_map_sum_adapter,
+    },
+    Pair {
+        name: "unordered_try_map_sum",
+        hand_written: trivial::try_map_sum_buffer_unordered,
+        adapter: trivial::try_map_sum_unordered_adapter,
+    },
+    Pair {
+        name: "concurrent_for_each",
+        hand_written: trivial::for_each_try_for_each_concurrent,
+        adapter: trivial::for_each_adapter,
+    },
+];
+
+/// One run of a tokio workload on the given runtime; returns a checksum.
+type TokioWorkload = fn(&tokio::runtime::Runtime, &Fixture) -> u64;
+
+/// A tokio workload: `JoinSet` + `Semaphore` and the adapter doing the same work.
+struct TokioPair {
+    name: &'static str,
+    hand_written: TokioWorkload,
+    adapter: TokioWorkload,
+    /// Criterion's samples: the sleeping workload takes over 100 ms per run.
+    sample_size: usize,
+}
+
+/// The I/O-bound workloads: criterion only (see the crate docs).
+const TOKIO_PAIRS: &[TokioPair] = &[
+    TokioPair {
+        name: "tokio_yield_for_each",
+        hand_written: io::join_set::<false>,
+        adapter: io::adapter::<false>,
+        sample_size: 30,
+    },
+    TokioPair {
+        name: "tokio_sleep_for_each",
+        hand_written: io::join_set::<true>,
+        adapter: io::adapter::<true>,
+        sample_size: 10,
+    },
+];
+
+/// Never returned: the error paths only need to exist.
+#[derive(Debug)]
+pub struct Fail;
+
+/// A trivial resource: the adapters' own overhead, with nothing to hide it.
+///
+/// Every function that can fail checks for an input that never occurs but that
+/// the optimiser cannot rule out (the items pass through `black_box`), so the
+/// error paths exist in both variants, as in real code.
+mod trivial {
+    use super::*;
+
+    pub struct Resource {
+        key: u64,
+        acc: u64,
+    }
+
+    impl Drop for Resource {
+        fn drop(&mut self) {
+            // A write the optimiser must keep.
+            black_box(self.acc ^ self.key);
+        }
+    }
+
+    #[inline]
+    async fn acquire(item: u64) -> Result<Resource, Fail> {
+        if item == u64::MAX {
+            return Err(Fail);
+        }
+        Ok(Resource {
+            key: item,
+            acc: item.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    #[inline]
+    async fn body(resource: &mut Resource) -> Result<u64, Fail> {
+        if resource.key == u64::MAX - 1 {
+            return Err(Fail);
+        }
+        resource.acc = resource.acc.rotate_left(17) ^ resource.key;
+        // Below 2^32, so that 1,000 of them add up without overflow.
+        Ok(resource.acc >> 32)
+    }
+
+    #[inline]
+    async fn release(resource: Resource) -> Result<(), Fail> {
+        if resource.key == u64::MAX - 2 {
+            return Err(Fail);
+        }
+        drop(resource);
+        Ok(())
+    }
+
+    /// One item by hand: acquire, use, release (also when the body fails; the
+    /// body's error first).
+    #[inline]
+    async fn scope(item: u64) -> Result<u64, Fail> {
+        let mut resource = acquire(item).await?;
+        let used = body(&mut resource).await;
+        let released = release(resource).await;
+        let value = used?;
+        released?;
+        Ok(value)
+    }
+
+    type Error = ScopedError<Fail, Fail, Fail>;
+
+    pub fn try_map_sum_buffered(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let mut values = pin!(
+                stream::iter(black_box(&fixture.items).iter().copied())
+                    .map(async |item| scope(item).await)
+                    .buffered(LIMIT)
+            );
+            let mut sum = 0;
+            while let Some(value) = values.next().await {
+                sum += value.expect("no item fails");
+            }
+            sum
+        })
+    }
+
+    pub fn try_map_sum_adapter(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let mut values = pin!(
+                stream::iter(black_box(&fixture.items).iter().copied()).try_map_scoped_concurrent(
+                    LIMIT,
+                    async_bracket(async |item| acquire(item).await)
+                        .release(|resource| async move { release(resource).await }),
+                    async |resource| body(resource).await,
+                )
+            );
+            let mut sum = 0;
+            while let Some(value) = values.next().await {
+                let value: Result<u64, Error> = value;
+                sum += value.expect("no item fails");
+            }
+            sum
+        })
+    }
+
+    pub fn try_map_sum_buffer_unordered(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let mut values = pin!(
+                stream::iter(black_box(&fixture.items).iter().copied())
+                    .map(async |item| scope(item).await)
+                    .buffer_unordered(LIMIT)
+            );
+            let mut sum = 0;
+            while let Some(value) = values.next().await {
+                sum += value.expect("no item fails");
+            }
+            sum
+        })
+    }
+
+    pub fn try_map_sum_unordered_adapter(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let mut values = pin!(
+                stream::iter(black_box(&fixture.items).iter().copied()).try_map_scoped_unordered(
+                    LIMIT,
+                    async_bracket(async |item| acquire(item).await)
+                        .release(|resource| async move { release(resource).await }),
+                    async |resource| body(resource).await,
+                )
+            );
+            let mut sum = 0;
+            while let Some(value) = values.next().await {
+                let value: Result<u64, Error> = value;
+                sum += value.expect("no item fails");
+            }
+            sum
+        })
+    }
+
+    pub fn for_each_try_for_each_concurrent(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let sum = Cell::new(0);
+            stream::iter(black_box(&fixture.items).iter().copied())
+                .map(Ok::<u64, Fail>)
+                .try_for_each_concurrent(LIMIT, async |item| {
+                    let mut resource = acquire(item).await?;
+                    let used = body(&mut resource)
+                        .await
+                        .map(|value| sum.set(sum.get() + value));
+                    let released = release(resource).await;
+                    used?;
+                    released
+                })
+                .await
+                .expect("no item fails");
+            sum.get()
+        })
+    }
+
+    pub fn for_each_adapter(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let sum = Cell::new(0);
+            stream::iter(black_box(&fixture.items).iter().copied())
+                .for_each_scoped_concurrent(
+                    LIMIT,
+                    async_bracket(async |item| acquire(item).await)
+                        .release(|resource| async move { release(resource).await }),
+                    async |resource| body(resource).await.map(|value| sum.set(sum.get() + value)),
+                )
+                .await
+                .map_err(|error: Error| error)
+                .expect("no item fails");
+            sum.get()
+        })
+    }
+}
+
+/// I/O-bound items on a tokio runtime: each acquire, body and release waits for
+/// the runtime, as a socket or a file would.
+mod io {
+    use tokio::sync::Semaphore;
+    use tokio::task::JoinSet;
+
+    use super::*;
+
+    pub struct Resource {
+        key: u64,
+        acc: u64,
+    }
+
+    impl Drop for Resource {
+        fn drop(&mut self) {
+            black_box(self.acc ^ self.key);
+        }
+    }
+
+    /// One wait for the runtime: a yield (`SLEEP = false`), or a 50 µs sleep.
+    #[inline]
+    async fn wait<const SLEEP: bool>() {
+        if SLEEP {
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn acquire<const SLEEP: bool>(item: u64) -> Result<Resource, Fail> {
+        if item == u64::MAX {
+            return Err(Fail);
+        }
+        if !SLEEP {
+            wait::<false>().await;
+        }
+        Ok(Resource {
+            key: item,
+            acc: item.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    async fn body<const SLEEP: bool>(resource: &mut Resource) -> Result<u64, Fail> {
+        if resource.key == u64::MAX - 1 {
+            return Err(Fail);
+        }
+        wait::<SLEEP>().await;
+        if !SLEEP {
+            wait::<false>().await;
+        }
+        resource.acc = resource.acc.rotate_left(17) ^ resource.key;
+        Ok(resource.acc >> 32)
+    }
+
+    async fn release<const SLEEP: bool>(resource: Resource) -> Result<(), Fail> {
+        if resource.key == u64::MAX - 2 {
+            return Err(Fail);
+        }
+        if !SLEEP {
+            wait::<false>().await;
+        }
+        drop(resource);
+        Ok(())
+    }
+
+    /// A multi-thread runtime with 2 workers and the timer.
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("a tokio runtime")
+    }
+
+    pub fn join_set<const SLEEP: bool>(
+        runtime: &tokio::runtime::Runtime,
+        fixture: &Fixture,
+    ) -> u64 {
+        runtime.block_on(async {
+            let sum = Arc::new(AtomicU64::new(0));
+            let permits = Arc::new(Semaphore::new(LIMIT));
+            let mut tasks = JoinSet::new();
+            let mut first_error = None;
+            for &item in black_box(&fixture.items) {
+                let permit = Arc::clone(&permits)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let sum = Arc::clone(&sum);
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let mut resource = acquire::<SLEEP>(item).await?;
+                    let used = body::<SLEEP>(&mut resource)
+                        .await
+                        .map(|value| sum.fetch_add(value, Ordering::Relaxed));
+                    let released = release::<SLEEP>(resource).await;
+                    used?;
+                    released
+                });
+                // Reap the finished tasks, and stop at the first error.
+                while let Some(finished) = tasks.try_join_next() {
+                    if let Err(error) = finished.expect("no task panics") {
+                        first_error.get_or_insert(error);
+                    }
+                }
+                if first_error.is_some() {
+                    break;
+                }
+            }
+            while let Some(finished) = tasks.join_next().await {
+                if let Err(error) = finished.expect("no task panics") {
+                    first_error.get_or_insert(error);
+                }
+            }
+            assert!(first_error.is_none(), "no item fails");
+            sum.load(Ordering::Relaxed)
+        })
+    }
+
+    pub fn adapter<const SLEEP: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
+        runtime.block_on(async {
+            let sum = AtomicU64::new(0);
+            let done: Result<(), ScopedError<Fail, Fail, Fail>> =
+                stream::iter(black_box(&fixture.items).iter().copied())
+                    .for_each_scoped_concurrent(
+                        LIMIT,
+                        async_bracket(async |item| acquire::<SLEEP>(item).await)
+                            .release(|resource| async move { release::<SLEEP>(resource).await }),
+                        async |resource| {
+                            body::<SLEEP>(resource)
+                                .await
+                                .map(|value| sum.fetch_add(value, Ordering::Relaxed))
+                        },
+                    )
+                    .await;
+            done.expect("no item fails");
+            sum.load(Ordering::Relaxed)
+        })
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let fixture = Fixture::new();
+    for pair in PAIRS {
+        // The same work: the same result.
+        assert_eq!(
+            (pair.hand_written)(&fixture),
+            (pair.adapter)(&fixture),
+            "{}: the two variants disagree",
+            pair.name
+        );
+        let mut group = c.benchmark_group(pair.name);
+        group.throughput(Throughput::Elements(ITEMS as u64));
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .sample_size(100)
+            .measurement_time(Duration::from_secs(3));
+        group.bench_function("hand_written", |b| {
+            b.iter(|| (pair.hand_written)(black_box(&fixture)));
+        });
+        group.bench_function("adapter", |b| {
+            b.iter(|| (pair.adapter)(black_box(&fixture)));
+        });
+        group.finish();
+    }
+
+    let runtime = io::runtime();
+    for pair in TOKIO_PAIRS {
+        assert_eq!(
+            (pair.hand_written)(&runtime, &fixture),
+            (pair.adapter)(&runtime, &fixture),
+            "{}: the two variants disagree",
+            pair.name
+        );
+        let mut group = c.benchmark_group(pair.name);
+        group.throughput(Throughput::Elements(ITEMS as u64));
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .sample_size(pair.sample_size)
+            .measurement_time(Duration::from_secs(3));
+        group.bench_function("hand_written", |b| {
+            b.iter(|| (pair.hand_written)(&runtime, black_box(&fixture)));
+        });
+        group.bench_function("adapter", |b| {
+            b.iter(|| (pair.adapter)(&runtime, black_box(&fixture)));
+        });
+        group.finish();
+    }
+}
+
+/// Runs `workload` `reps` times. Under callgrind only the instructions executed
+/// inside this function (and what it calls) are counted: see the crate docs.
+#[inline(never)]
+fn callgrind_measured(workload: Workload, fixture: &Fixture, reps: u32) -> u64 {
+    let mut checksum = 0u64;
+    for _ in 0..reps {
+        checksum = checksum.wrapping_add(black_box(workload)(black_box(fixture)));
+    }
+    checksum
+}
+
+/// `LOOPSCOPE_CALLGRIND=<workload>/<variant>` or `list`.
+fn callgrind_mode(spec: &str) {
+    if spec == "list" {
+        for pair in PAIRS {
+            println!("{}", pair.name);
+        }
+        return;
+    }
+    let (name, variant) = spec
+        .split_once('/')
+        .unwrap_or_else(|| panic!("LOOPSCOPE_CALLGRIND={spec}: expected <workload>/<variant>"));
+    if TOKIO_PAIRS.iter().any(|pair| pair.name == name) {
+        panic!("{name}: the tokio workloads are measured by criterion only (see the crate docs)");
+    }
+    let pair = PAIRS
+        .iter()
+        .find(|pair| pair.name == name)
+        .unwrap_or_else(|| panic!("no workload {name:?}; try LOOPSCOPE_CALLGRIND=list"));
+    let workload = match variant {
+        "hand_written" => pair.hand_written,
+        "adapter" => pair.adapter,
+        _ => panic!("no variant {variant:?}: expected hand_written or adapter"),
+    };
+    let reps = match std::env::var("LOOPSCOPE_CALLGRIND_REPS") {
+        Ok(reps) => reps.parse().expect("LOOPSCOPE_CALLGRIND_REPS: a number"),
+        Err(_) => 10,
+    };
+    let fixture = Fixture::new();
+    // Warm-up, not counted: lazy one-time initialisation (the executor's
+    // thread-local waker), first allocations.
+    let expected = workload(&fixture);
+    let checksum = callgrind_measured(workload, &fixture, reps);
+    assert_eq!(checksum, expected.wrapping_mul(u64::from(reps)));
+    println!("{name}/{variant}: {reps} reps, checksum {checksum}");
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("LOOPSCOPE_CALLGRIND") {
+        callgrind_mode(&spec);
+        return;
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    benches(&mut criterion);
+    criterion.final_summary();
+}
