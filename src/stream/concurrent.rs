@@ -1,17 +1,20 @@
 //! The engine of the concurrent adapters: pulls items while fewer than `limit`
 //! are in flight, runs each item's scope, and yields each finished item.
 //!
-//! The futures in flight borrow the acquire and the body. Both live in the
-//! adapter's `async` block beside the engine, because only the compiler's state
-//! machines may borrow from themselves without `unsafe`.
+//! The futures in flight need the acquire and the body. For the fail-fast
+//! `for_each_scoped_concurrent` they borrow them from the adapter's `async`
+//! block, beside the engine (only the compiler's state machines may borrow from
+//! themselves without `unsafe`); the mapping streams share them through one
+//! `Arc`, cloned into each item's future.
 
-use core::future::{Future, poll_fn};
+use core::future::Future;
 use core::num::NonZeroUsize;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use futures_util::Stream;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered};
+use pin_project_lite::pin_project;
 
 /// Checks a concurrency limit where the adapter is called, so that a limit of 0
 /// panics at the caller's line rather than at the first poll.
@@ -64,75 +67,88 @@ impl Order for CompletionOrder {
     type Set<F: Future> = FuturesUnordered<F>;
 }
 
-/// Runs `start(item, index)` for every item of a stream, at most `limit` at a
-/// time, and yields each output in the order `O` keeps; ends once the stream is
-/// exhausted (or [`stop`](Drive::stop) was called) and every item in flight has
-/// finished — so every release has completed.
-///
-/// A plain struct rather than an `async fn`: the compiler proves `Send` for a
-/// struct field by field, while for an `async fn` generic over closures that
-/// return borrowing futures it cannot (its "not general enough" limitation), and
-/// the adapters must be spawnable.
-pub(super) struct Drive<'s, O: Order, St, S, F: Future> {
-    /// `None` once the stream is exhausted, or once [`stop`](Drive::stop) was called.
-    pending_items: Option<Pin<&'s mut St>>,
-    in_flight: O::Set<F>,
-    start: S,
-    limit: NonZeroUsize,
-    /// The position in the input of the next item.
-    index: usize,
+pin_project! {
+    /// Runs `start(item, index)` for every item of a stream, at most `limit` at
+    /// a time, and yields each output in the order of the set `Set`
+    /// ([`Order::Set`]); ends once the stream is exhausted (or
+    /// [`stop`](Drive::stop) was called) and every item in flight has finished —
+    /// so every release has completed.
+    ///
+    /// A plain struct rather than an `async fn`: the compiler proves `Send` for a
+    /// struct field by field, while for an `async fn` generic over closures that
+    /// return borrowing futures it cannot (its "not general enough" limitation),
+    /// and the adapters must be spawnable.
+    pub(super) struct Drive<St, Set, S> {
+        #[pin]
+        stream: St,
+        // The stream is exhausted, or `stop` was called: pull no more.
+        pulled_all: bool,
+        in_flight: Set,
+        start: S,
+        limit: NonZeroUsize,
+        // The position in the input of the next item.
+        index: usize,
+    }
 }
 
-impl<'s, O, St, S, F> Drive<'s, O, St, S, F>
+/// The engine for `stream`, keeping the items in flight in the order `O`.
+pub(super) fn drive<O, St, S, F>(
+    stream: St,
+    limit: NonZeroUsize,
+    start: S,
+) -> Drive<St, O::Set<F>, S>
 where
     O: Order,
     St: Stream,
     S: FnMut(St::Item, usize) -> F,
     F: Future,
 {
-    pub(super) fn new(stream: Pin<&'s mut St>, limit: NonZeroUsize, start: S) -> Self {
-        Self {
-            pending_items: Some(stream),
-            in_flight: O::Set::<F>::default(),
-            start,
-            limit,
-            index: 0,
-        }
+    Drive {
+        stream,
+        pulled_all: false,
+        in_flight: O::Set::<F>::default(),
+        start,
+        limit,
+        index: 0,
     }
+}
 
+impl<St, Set, S> Drive<St, Set, S> {
     /// Pulls no more items; those in flight still run to their end.
-    pub(super) fn stop(&mut self) {
-        self.pending_items = None;
+    pub(super) fn stop(self: Pin<&mut Self>) {
+        *self.project().pulled_all = true;
     }
+}
 
-    /// The next finished item, or `None` when there is nothing left to run.
-    pub(super) fn poll_next_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+impl<St, Set, S, F> Stream for Drive<St, Set, S>
+where
+    St: Stream,
+    S: FnMut(St::Item, usize) -> F,
+    F: Future,
+    Set: InFlight<F>,
+{
+    type Item = F::Output;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        let mut this = self.project();
         // Fill every free slot first, so that the cap is reached when the stream
         // allows it.
-        while self.in_flight.len() < self.limit.get() {
-            let Some(stream) = self.pending_items.as_mut() else {
-                break;
-            };
-            match stream.as_mut().poll_next(cx) {
+        while !*this.pulled_all && this.in_flight.len() < this.limit.get() {
+            match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
-                    self.in_flight.push((self.start)(item, self.index));
-                    self.index += 1;
+                    this.in_flight.push((this.start)(item, *this.index));
+                    *this.index += 1;
                 }
-                Poll::Ready(None) => self.pending_items = None,
+                Poll::Ready(None) => *this.pulled_all = true,
                 Poll::Pending => break,
             }
         }
-        match Pin::new(&mut self.in_flight).poll_next(cx) {
+        match Pin::new(this.in_flight).poll_next(cx) {
             Poll::Ready(Some(output)) => Poll::Ready(Some(output)),
             // Nothing in flight and nothing more to pull: done.
-            Poll::Ready(None) if self.pending_items.is_none() => Poll::Ready(None),
+            Poll::Ready(None) if *this.pulled_all => Poll::Ready(None),
             // Nothing in flight, and the stream is pending: its waker is set.
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
-    }
-
-    /// The next finished item, or `None` when there is nothing left to run.
-    pub(super) async fn next_finished(&mut self) -> Option<F::Output> {
-        poll_fn(|cx| self.poll_next_finished(cx)).await
     }
 }

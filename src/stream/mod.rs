@@ -1,17 +1,17 @@
 //! Scoped adapters for every [`Stream`].
 
 mod concurrent;
-mod emit;
 mod scope;
 mod try_map_scoped;
 
 use core::future::Future;
 use core::pin::pin;
 use core::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
 
-use self::concurrent::{CompletionOrder, Drive, InputOrder, Order};
+use self::concurrent::{CompletionOrder, InputOrder, Order};
 use self::scope::{AsyncScopeError, ConcurrentScopeError, scope};
 use self::try_map_scoped::TryMapScoped;
 use crate::{AsyncAcquire, ConcurrentAcquire};
@@ -234,8 +234,7 @@ pub trait ScopedStreamExt: Stream + Sized {
             // Items already pulled but not yet started when the first error
             // arrives are skipped: nothing is acquired after it.
             let failed = AtomicBool::new(false);
-            let stream = pin!(self);
-            let mut drive = Drive::<CompletionOrder, _, _, _>::new(stream, limit, |item, index| {
+            let start = |item, index| {
                 let (acquire, body, failed) = (&acquire, &body, &failed);
                 async move {
                     if failed.load(Ordering::Relaxed) {
@@ -243,11 +242,14 @@ pub trait ScopedStreamExt: Stream + Sized {
                     }
                     Some(scope!(acquire, (*body), item, index))
                 }
-            });
-            while let Some(finished) = drive.next_finished().await {
+            };
+            let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _>(
+                self, limit, start
+            ));
+            while let Some(finished) = drive.as_mut().next().await {
                 if let Some(Err(error)) = finished {
                     failed.store(true, Ordering::Relaxed);
-                    drive.stop();
+                    drive.as_mut().stop();
                     first_error.get_or_insert(error);
                 }
             }
@@ -375,14 +377,24 @@ where
     A: ConcurrentAcquire<St::Item>,
     B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
 {
-    emit::emit(move |slot| async move {
-        let stream = pin!(stream);
-        let mut drive = Drive::<O, _, _, _>::new(stream, limit, |item, index| {
-            let (acquire, body) = (&acquire, &body);
-            async move { scope!(acquire, (*body), item, index) }
-        });
-        while let Some(result) = drive.next_finished().await {
-            slot.put(result).await;
-        }
+    // One `Arc` for the stream, cloned into each item's future: the futures in
+    // flight live in the stream itself, so they cannot borrow from it.
+    let shared = Arc::new((acquire, body));
+    concurrent::drive::<O, _, _, _>(stream, limit, move |item, index| {
+        map_one(Arc::clone(&shared), item, index)
     })
+}
+
+/// One item of the mapping adapters, with the acquire and the body it shares.
+async fn map_one<Item, A, B, T, EU>(
+    shared: Arc<(A, B)>,
+    item: Item,
+    index: usize,
+) -> Result<T, ConcurrentScopeError<A, Item, EU>>
+where
+    A: ConcurrentAcquire<Item>,
+    B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+{
+    let (acquire, body) = &*shared;
+    scope!(acquire, (*body), item, index)
 }
