@@ -235,8 +235,7 @@ mod trivial {
             let mut values = pin!(
                 stream::iter(black_box(&fixture.items).iter().copied()).try_map_scoped_concurrent(
                     LIMIT,
-                    async_bracket(async |item| acquire(item).await)
-                        .release(|resource| async move { release(resource).await }),
+                    async_bracket(acquire).release(release),
                     async |resource| body(resource).await,
                 )
             );
@@ -269,8 +268,7 @@ mod trivial {
             let mut values = pin!(
                 stream::iter(black_box(&fixture.items).iter().copied()).try_map_scoped_unordered(
                     LIMIT,
-                    async_bracket(async |item| acquire(item).await)
-                        .release(|resource| async move { release(resource).await }),
+                    async_bracket(acquire).release(release),
                     async |resource| body(resource).await,
                 )
             );
@@ -309,8 +307,7 @@ mod trivial {
             stream::iter(black_box(&fixture.items).iter().copied())
                 .for_each_scoped_concurrent(
                     LIMIT,
-                    async_bracket(async |item| acquire(item).await)
-                        .release(|resource| async move { release(resource).await }),
+                    async_bracket(acquire).release(release),
                     async |resource| body(resource).await.map(|value| sum.set(sum.get() + value)),
                 )
                 .await

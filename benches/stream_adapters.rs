@@ -14,7 +14,7 @@
 //!   by `Drop`), against `while let Some(item) = stream.next().await { .. }`.
 //! - `stream_try_map_sum`: `try_map_scoped`, summed, against `stream.then(..)`.
 //! - `stream_bracket_*`: the same, with
-//!   `async_bracket(acquire).release(|r| async move { .. })`, against an explicit
+//!   `async_bracket(acquire).release(release)`, against an explicit
 //!   `release(resource).await` in the hand-written code.
 //!
 //! The performance contract (DESIGN.md) asks for adapter / hand-written ≤ 1.05×.
@@ -230,11 +230,9 @@ mod trivial {
         block_on(async {
             let mut sum = 0;
             stream::iter(black_box(&fixture.items).iter().copied())
-                .for_each_scoped(
-                    async_bracket(acquire)
-                        .release(|resource| async move { release(resource).await }),
-                    async |resource| body(resource).await.map(|value| sum += value),
-                )
+                .for_each_scoped(async_bracket(acquire).release(release), async |resource| {
+                    body(resource).await.map(|value| sum += value)
+                })
                 .await
                 .expect("no item fails");
             sum
@@ -264,11 +262,10 @@ mod trivial {
     pub fn bracket_try_map_sum_adapter(fixture: &Fixture) -> u64 {
         block_on(async {
             let mut values = pin!(
-                stream::iter(black_box(&fixture.items).iter().copied()).try_map_scoped(
-                    async_bracket(acquire)
-                        .release(|resource| async move { release(resource).await }),
-                    async |resource| body(resource).await,
-                )
+                stream::iter(black_box(&fixture.items).iter().copied())
+                    .try_map_scoped(async_bracket(acquire).release(release), async |resource| {
+                        body(resource).await
+                    },)
             );
             let mut sum = 0;
             while let Some(value) = values.next().await {

@@ -120,49 +120,6 @@ pub(crate) fn dropped<Item, H: Handle<Item>>(
     Ok(())
 }
 
-/// Holds the resource, and the handle to release it with, while the body runs;
-/// if the scope's future is dropped then (cancelled), hands the resource to
-/// [`Handle::release_on_cancel`].
-pub(crate) struct CancelGuard<Item, H: Handle<Item>> {
-    armed: Option<(H, H::Resource)>,
-}
-
-impl<Item, H: Handle<Item>> CancelGuard<Item, H> {
-    #[inline]
-    pub(crate) fn new(handle: H, resource: H::Resource) -> Self {
-        Self {
-            armed: Some((handle, resource)),
-        }
-    }
-
-    /// The resource, lent to the body.
-    #[inline]
-    pub(crate) fn resource(&mut self) -> &mut H::Resource {
-        &mut self
-            .armed
-            .as_mut()
-            .expect("the resource is held until the body ends")
-            .1
-    }
-
-    /// Takes the handle and the resource back for the release.
-    #[inline]
-    pub(crate) fn disarm(&mut self) -> (H, H::Resource) {
-        self.armed
-            .take()
-            .expect("the resource is held until the body ends")
-    }
-}
-
-impl<Item, H: Handle<Item>> Drop for CancelGuard<Item, H> {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some((handle, resource)) = self.armed.take() {
-            handle.release_on_cancel(resource);
-        }
-    }
-}
-
 /// Awaits the release of a resource whose body panicked; its own panic or error
 /// has nowhere to go, since the caller gets the body's panic.
 #[cold]
@@ -193,7 +150,7 @@ pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(handle: H, resour
 macro_rules! scope {
     ($handle:expr, $body:expr, $item:expr, $index:expr) => {{
         use $crate::stream::scope::{
-            CancelGuard, Handle, dropped, release_after_panic, releases_by_drop, typed,
+            Handle, dropped, release_after_panic, releases_by_drop, typed,
         };
         let (item, item_type) = typed($item);
         // The acquire is matched inside a `let`, with a labelled break for its
@@ -236,12 +193,16 @@ macro_rules! scope {
                         });
                     }
                 };
-                let mut guard = CancelGuard::new($handle, resource);
+                // If this future is dropped while the body runs (cancelled), the
+                // guard hands the resource to `release_on_cancel`.
+                let mut guard = ::scopeguard::guard(($handle, resource), |(handle, resource)| {
+                    Handle::release_on_cancel(handle, resource);
+                });
                 let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-                    $body(guard.resource()),
+                    $body(&mut guard.1),
                 ))
                 .await;
-                let (handle, resource) = guard.disarm();
+                let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
                 match used {
                     Ok(used) => {
                         let outcome = $crate::scope::outcome_of(&used);
