@@ -202,6 +202,19 @@ where
 ///
 /// `R` is the resource type, named here so that the release closure's argument
 /// needs no type annotation.
+///
+/// # Examples
+///
+/// ```
+/// use loopscope::prelude::*;
+///
+/// // Without `.release(..)`, a bracket releases by `Drop`, like the closure alone.
+/// let doubled: Vec<_> = [1, 2]
+///     .into_iter()
+///     .try_map_scoped(bracket(|n: i32| Ok::<_, ()>(vec![n; 2])), |v| Ok::<_, ()>(v.len()))
+///     .collect();
+/// assert_eq!(doubled, [Ok(2), Ok(2)]);
+/// ```
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct Bracket<A, R> {
     acquire: A,
@@ -283,6 +296,24 @@ where
 
 /// An acquire with a release that may fail; made by
 /// [`bracket`]`(acquire).release(release)`.
+///
+/// # Examples
+///
+/// ```
+/// use loopscope::prelude::*;
+///
+/// fn open(byte: u8) -> Result<Vec<u8>, String> {
+///     Ok(vec![byte])
+/// }
+/// fn flush(buffer: Vec<u8>) -> Result<(), String> {
+///     if buffer.is_empty() { Err("empty buffer".into()) } else { Ok(()) }
+/// }
+///
+/// // Plain functions can be given as they are.
+/// let buffers = bracket(open).release(flush);
+/// [1, 2].into_iter().for_each_scoped(buffers, |buffer| Ok::<_, String>(buffer.push(0)))?;
+/// # Ok::<(), ScopedError<String, String, String>>(())
+/// ```
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct WithRelease<A, R, F> {
     acquire: A,

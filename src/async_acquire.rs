@@ -340,6 +340,25 @@ where
 ///
 /// `R` is the resource type, named here so that the release closure's argument
 /// needs no type annotation.
+///
+/// # Examples
+///
+/// ```
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::prelude::*;
+///
+/// # futures::executor::block_on(async {
+/// // Without `.release(..)`, an async bracket releases by `Drop`.
+/// let lengths: Vec<_> = stream::iter(["a", "bb"])
+///     .try_map_scoped(
+///         async_bracket(async |s: &str| Ok::<_, ()>(s.to_owned())),
+///         async |owned| Ok::<_, ()>(owned.len()),
+///     )
+///     .collect()
+///     .await;
+/// assert_eq!(lengths, [Ok(1), Ok(2)]);
+/// # });
+/// ```
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct AsyncBracket<A, R> {
     acquire: A,
@@ -458,6 +477,29 @@ where
 
 /// An async acquire with an async release that may fail; made by
 /// [`async_bracket`]`(acquire).release(release)`.
+///
+/// # Examples
+///
+/// ```
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::prelude::*;
+///
+/// async fn open(id: u32) -> Result<Vec<u32>, String> {
+///     Ok(vec![id])
+/// }
+/// async fn close(log: Vec<u32>) -> Result<(), String> {
+///     if log.is_empty() { Err("nothing to close".into()) } else { Ok(()) }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// // Async fns can be given as they are: they are async closures too.
+/// let connections = async_bracket(open).release(close);
+/// stream::iter([1, 2, 3])
+///     .for_each_scoped_concurrent(2, connections, async |log| Ok::<_, String>(log.push(0)))
+///     .await?;
+/// # Ok::<(), loopscope::ScopedError<String, String, String>>(())
+/// # }).unwrap();
+/// ```
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct AsyncWithRelease<A, R, F> {
     pub(crate) acquire: A,

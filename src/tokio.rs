@@ -64,6 +64,25 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
 /// An async bracket whose release is spawned on the current tokio runtime when
 /// the adapter is dropped mid-item; made by
 /// [`AsyncWithRelease::spawn_on_cancel`].
+///
+/// # Examples
+///
+/// ```
+/// use loopscope::prelude::*;
+/// use loopscope::SpawnOnCancel;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), loopscope::ScopedError<(), (), ()>> {
+/// async fn connect(port: u16) -> Result<u16, ()> { Ok(port) }
+/// async fn shut_down(_port: u16) -> Result<(), ()> { Ok(()) }
+///
+/// let connections = async_bracket(connect).release(shut_down).spawn_on_cancel();
+/// futures::stream::iter([80, 443])
+///     .for_each_scoped(connections, async |_port| Ok::<_, ()>(()))
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct SpawnOnCancel<A, R, F> {
     bracket: AsyncWithRelease<A, R, F>,

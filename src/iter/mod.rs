@@ -11,6 +11,20 @@ use crate::scope::{self, ScopeError};
 /// lends it to a body, and releases it before the next item is touched.
 ///
 /// Brought into scope by `use loopscope::prelude::*;`.
+///
+/// # Examples
+///
+/// ```
+/// use loopscope::prelude::*;
+///
+/// let mut log = Vec::new();
+/// ["a", "b"].into_iter().for_each_scoped(
+///     |name: &str| Ok::<_, ()>(format!("open {name}")),
+///     |resource| Ok::<_, ()>(log.push(resource.clone())),
+/// )?;
+/// assert_eq!(log, ["open a", "open b"]);
+/// # Ok::<(), ScopedError<(), (), std::convert::Infallible>>(())
+/// ```
 pub trait ScopedIterExt: Iterator + Sized {
     /// For each item, acquires a resource, lends it to `body`, and releases it
     /// before the next item; stops at the first error.

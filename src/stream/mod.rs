@@ -22,6 +22,25 @@ use crate::{AsyncAcquire, ConcurrentAcquire};
 ///
 /// Brought into scope by `use loopscope::prelude::*;`. Needs the `stream` feature
 /// (on by default).
+///
+/// # Examples
+///
+/// ```
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::prelude::*;
+///
+/// # futures::executor::block_on(async {
+/// let sizes: Vec<_> = stream::iter(["a", "bb", "ccc"])
+///     .try_map_scoped_concurrent(
+///         2,
+///         async |name: &str| Ok::<_, ()>(name.to_owned()),
+///         async |owned| Ok::<_, ()>(owned.len()),
+///     )
+///     .collect()
+///     .await;
+/// assert_eq!(sizes, [Ok(1), Ok(2), Ok(3)]);
+/// # });
+/// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub trait ScopedStreamExt: Stream + Sized {
     /// For each item, acquires a resource, lends it to the async `body`, and
