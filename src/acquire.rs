@@ -32,8 +32,10 @@ pub enum Outcome {
     Failed,
     /// The body panicked; the panic resumes once the release has run.
     Panicked,
-    /// The item's work was dropped before it finished. The sync adapters never
-    /// report it: each item's scope runs to its end within one call.
+    /// The item's work was dropped before it finished. No adapter passes it to
+    /// `release` today: the sync adapters run each item's scope to its end within
+    /// one call, and a cancelled async adapter cannot await a release — its
+    /// resource goes to `AsyncAcquire::release_on_cancel` instead.
     Cancelled,
 }
 

@@ -88,7 +88,8 @@ pub trait AsyncAcquire<Item> {
     /// the per-item cost of a plain async closure at that of a hand-written loop.
     ///
     /// `false` unless overridden, which is always correct; the async closures and
-    /// an [`async_bracket`] without `.release(..)` set it to `true`.
+    /// an [`async_bracket`] without `.release(..)` set it to `true`. (As anywhere
+    /// in Rust, a `Drop` that panics while the body's panic unwinds aborts.)
     const RELEASE_IS_DROP: bool = false;
 
     /// Acquires the resource for one item.
@@ -198,7 +199,8 @@ pub trait ConcurrentAcquire<Item> {
     /// the per-item cost of a plain async closure at that of a hand-written loop.
     ///
     /// `false` unless overridden, which is always correct; the async closures and
-    /// an [`async_bracket`] without `.release(..)` set it to `true`.
+    /// an [`async_bracket`] without `.release(..)` set it to `true`. (As anywhere
+    /// in Rust, a `Drop` that panics while the body's panic unwinds aborts.)
     const RELEASE_IS_DROP: bool = false;
 
     /// Acquires the resource for one item.
