@@ -50,14 +50,20 @@
 //! As in `benches/stream_adapters.rs`: with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
 //! the binary skips criterion, runs that one function once as an uncounted
 //! warm-up, and then calls it `LOOPSCOPE_CALLGRIND_REPS` times (default 10)
-//! inside [`callgrind_measured`], the only function whose instructions
-//! `benches/callgrind.sh` has callgrind count. `LOOPSCOPE_CALLGRIND=list` prints
-//! the executor workloads only. The tokio workloads are left out of this mode:
+//! inside [`callgrind_measured`](common::callgrind_measured), the only function
+//! whose instructions `benches/callgrind.sh` has callgrind count.
+//! `LOOPSCOPE_CALLGRIND=list` prints the executor workloads only. The tokio workloads are left out of this mode:
 //! `JoinSet` runs the items on the runtime's worker threads, outside
 //! `callgrind_measured`, so callgrind would not count them (the hand-written
 //! variant would look almost free), and their timers and work stealing make the
 //! counts vary from run to run; criterion's wall-clock time is the meaningful
 //! measure for them.
+//!
+//! The harness and the trivial resource (with its async acquire, body and
+//! release; the I/O-bound workloads use the same resource) are shared with the
+//! other benches: they live in `benches/common/mod.rs`.
+
+mod common;
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -66,39 +72,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use common::trivial::{Fail, Resource};
+use common::{Fixture, Pair};
+use criterion::Criterion;
 use futures::executor::block_on;
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use loopscope::prelude::*;
 
-/// Items per run of every workload.
-const ITEMS: usize = 1_000;
-
 /// The concurrency limit of every workload.
 const LIMIT: usize = 8;
-
-/// The input, built once.
-struct Fixture {
-    items: Vec<u64>,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        Self {
-            items: (0..ITEMS as u64).collect(),
-        }
-    }
-}
-
-/// One run of a workload (all of its items); returns a checksum.
-type Workload = fn(&Fixture) -> u64;
-
-/// A workload: the hand-written code and the adapter doing the same work.
-struct Pair {
-    name: &'static str,
-    hand_written: Workload,
-    adapter: Workload,
-}
 
 /// The executor-only workloads: criterion and instruction counts.
 const PAIRS: &[Pair] = &[
@@ -106,16 +88,19 @@ const PAIRS: &[Pair] = &[
         name: "concurrent_try_map_sum",
         hand_written: trivial::try_map_sum_buffered,
         adapter: trivial::try_map_sum_adapter,
+        files: false,
     },
     Pair {
         name: "unordered_try_map_sum",
         hand_written: trivial::try_map_sum_buffer_unordered,
         adapter: trivial::try_map_sum_unordered_adapter,
+        files: false,
     },
     Pair {
         name: "concurrent_for_each",
         hand_written: trivial::for_each_try_for_each_concurrent,
         adapter: trivial::for_each_adapter,
+        files: false,
     },
 ];
 
@@ -147,59 +132,11 @@ const TOKIO_PAIRS: &[TokioPair] = &[
     },
 ];
 
-/// Never returned: the error paths only need to exist.
-#[derive(Debug)]
-pub struct Fail;
-
-/// A trivial resource: the adapters' own overhead, with nothing to hide it.
-///
-/// Every function that can fail checks for an input that never occurs but that
-/// the optimiser cannot rule out (the items pass through `black_box`), so the
-/// error paths exist in both variants, as in real code.
+/// The trivial resource of `common::trivial`, with its async acquire, body and
+/// release: the adapters' own overhead, with nothing to hide it.
 mod trivial {
     use super::*;
-
-    pub struct Resource {
-        key: u64,
-        acc: u64,
-    }
-
-    impl Drop for Resource {
-        fn drop(&mut self) {
-            // A write the optimiser must keep.
-            black_box(self.acc ^ self.key);
-        }
-    }
-
-    #[inline]
-    async fn acquire(item: u64) -> Result<Resource, Fail> {
-        if item == u64::MAX {
-            return Err(Fail);
-        }
-        Ok(Resource {
-            key: item,
-            acc: item.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        })
-    }
-
-    #[inline]
-    async fn body(resource: &mut Resource) -> Result<u64, Fail> {
-        if resource.key == u64::MAX - 1 {
-            return Err(Fail);
-        }
-        resource.acc = resource.acc.rotate_left(17) ^ resource.key;
-        // Below 2^32, so that 1,000 of them add up without overflow.
-        Ok(resource.acc >> 32)
-    }
-
-    #[inline]
-    async fn release(resource: Resource) -> Result<(), Fail> {
-        if resource.key == u64::MAX - 2 {
-            return Err(Fail);
-        }
-        drop(resource);
-        Ok(())
-    }
+    use common::trivial::{acquire, body, release};
 
     /// One item by hand: acquire, use, release (also when the body fails; the
     /// body's error first).
@@ -326,17 +263,6 @@ mod io {
 
     use super::*;
 
-    pub struct Resource {
-        key: u64,
-        acc: u64,
-    }
-
-    impl Drop for Resource {
-        fn drop(&mut self) {
-            black_box(self.acc ^ self.key);
-        }
-    }
-
     /// One wait for the runtime: a yield (`SLEEP = false`), or a 50 µs sleep.
     #[inline]
     async fn wait<const SLEEP: bool>() {
@@ -459,108 +385,29 @@ mod io {
     }
 }
 
-fn benches(c: &mut Criterion) {
-    let fixture = Fixture::new();
-    for pair in PAIRS {
-        // The same work: the same result.
-        assert_eq!(
-            (pair.hand_written)(&fixture),
-            (pair.adapter)(&fixture),
-            "{}: the two variants disagree",
-            pair.name
-        );
-        let mut group = c.benchmark_group(pair.name);
-        group.throughput(Throughput::Elements(ITEMS as u64));
-        group
-            .warm_up_time(Duration::from_secs(1))
-            .sample_size(100)
-            .measurement_time(Duration::from_secs(3));
-        group.bench_function("hand_written", |b| {
-            b.iter(|| (pair.hand_written)(black_box(&fixture)));
-        });
-        group.bench_function("adapter", |b| {
-            b.iter(|| (pair.adapter)(black_box(&fixture)));
-        });
-        group.finish();
-    }
-
+/// Criterion over the tokio workloads.
+fn tokio_benches(c: &mut Criterion, fixture: &Fixture) {
     let runtime = io::runtime();
     for pair in TOKIO_PAIRS {
-        assert_eq!(
-            (pair.hand_written)(&runtime, &fixture),
-            (pair.adapter)(&runtime, &fixture),
-            "{}: the two variants disagree",
-            pair.name
+        common::bench_pair(
+            c,
+            pair.name,
+            pair.sample_size,
+            Duration::from_secs(3),
+            || (pair.hand_written)(&runtime, black_box(fixture)),
+            || (pair.adapter)(&runtime, black_box(fixture)),
         );
-        let mut group = c.benchmark_group(pair.name);
-        group.throughput(Throughput::Elements(ITEMS as u64));
-        group
-            .warm_up_time(Duration::from_secs(1))
-            .sample_size(pair.sample_size)
-            .measurement_time(Duration::from_secs(3));
-        group.bench_function("hand_written", |b| {
-            b.iter(|| (pair.hand_written)(&runtime, black_box(&fixture)));
-        });
-        group.bench_function("adapter", |b| {
-            b.iter(|| (pair.adapter)(&runtime, black_box(&fixture)));
-        });
-        group.finish();
     }
-}
-
-/// Runs `workload` `reps` times. Under callgrind only the instructions executed
-/// inside this function (and what it calls) are counted: see the crate docs.
-#[inline(never)]
-fn callgrind_measured(workload: Workload, fixture: &Fixture, reps: u32) -> u64 {
-    let mut checksum = 0u64;
-    for _ in 0..reps {
-        checksum = checksum.wrapping_add(black_box(workload)(black_box(fixture)));
-    }
-    checksum
-}
-
-/// `LOOPSCOPE_CALLGRIND=<workload>/<variant>` or `list`.
-fn callgrind_mode(spec: &str) {
-    if spec == "list" {
-        for pair in PAIRS {
-            println!("{}", pair.name);
-        }
-        return;
-    }
-    let (name, variant) = spec
-        .split_once('/')
-        .unwrap_or_else(|| panic!("LOOPSCOPE_CALLGRIND={spec}: expected <workload>/<variant>"));
-    if TOKIO_PAIRS.iter().any(|pair| pair.name == name) {
-        panic!("{name}: the tokio workloads are measured by criterion only (see the crate docs)");
-    }
-    let pair = PAIRS
-        .iter()
-        .find(|pair| pair.name == name)
-        .unwrap_or_else(|| panic!("no workload {name:?}; try LOOPSCOPE_CALLGRIND=list"));
-    let workload = match variant {
-        "hand_written" => pair.hand_written,
-        "adapter" => pair.adapter,
-        _ => panic!("no variant {variant:?}: expected hand_written or adapter"),
-    };
-    let reps = match std::env::var("LOOPSCOPE_CALLGRIND_REPS") {
-        Ok(reps) => reps.parse().expect("LOOPSCOPE_CALLGRIND_REPS: a number"),
-        Err(_) => 10,
-    };
-    let fixture = Fixture::new();
-    // Warm-up, not counted: lazy one-time initialisation (the executor's
-    // thread-local waker), first allocations.
-    let expected = workload(&fixture);
-    let checksum = callgrind_measured(workload, &fixture, reps);
-    assert_eq!(checksum, expected.wrapping_mul(u64::from(reps)));
-    println!("{name}/{variant}: {reps} reps, checksum {checksum}");
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var("LOOPSCOPE_CALLGRIND") {
-        callgrind_mode(&spec);
-        return;
+    if let Some(spec) = common::callgrind_spec() {
+        let name = spec.split_once('/').map_or(spec.as_str(), |(name, _)| name);
+        if TOKIO_PAIRS.iter().any(|pair| pair.name == name) {
+            panic!(
+                "{name}: the tokio workloads are measured by criterion only (see the crate docs)"
+            );
+        }
     }
-    let mut criterion = Criterion::default().configure_from_args();
-    benches(&mut criterion);
-    criterion.final_summary();
+    common::main(PAIRS, tokio_benches);
 }

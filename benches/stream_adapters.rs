@@ -30,124 +30,59 @@
 //! As in `benches/sync_adapters.rs`: with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
 //! (for example `stream_for_each/adapter`) the binary skips criterion, runs that
 //! one function once as an uncounted warm-up, and then calls it
-//! `LOOPSCOPE_CALLGRIND_REPS` times (default 10) inside [`callgrind_measured`],
-//! the only function whose instructions `benches/callgrind.sh` has callgrind
-//! count. `LOOPSCOPE_CALLGRIND=list` prints the workload names. Each run includes
-//! one `block_on` (the executor's set-up around the loop), in both variants.
+//! `LOOPSCOPE_CALLGRIND_REPS` times (default 10) inside
+//! [`callgrind_measured`](common::callgrind_measured), the only function whose
+//! instructions `benches/callgrind.sh` has callgrind count.
+//! `LOOPSCOPE_CALLGRIND=list` prints the workload names. Each run includes one
+//! `block_on` (the executor's set-up around the loop), in both variants. The
+//! harness and the trivial resource (with its async acquire, body and release)
+//! are shared with the other benches: they live in `benches/common/mod.rs`.
+
+mod common;
 
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::pin::pin;
-use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use common::{Fixture, Pair};
 use futures::StreamExt as _;
 use futures::executor::block_on;
 use futures::stream;
 use loopscope::prelude::*;
 
-/// Items per run of every workload.
-const ITEMS: usize = 1_000;
-
-/// The input, built once.
-struct Fixture {
-    items: Vec<u64>,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        Self {
-            items: (0..ITEMS as u64).collect(),
-        }
-    }
-}
-
-/// One run of a workload (all of its items); returns a checksum.
-type Workload = fn(&Fixture) -> u64;
-
-/// A workload: the hand-written code and the adapter doing the same work.
-struct Pair {
-    name: &'static str,
-    hand_written: Workload,
-    adapter: Workload,
-}
-
+/// The workloads: criterion and instruction counts.
 const PAIRS: &[Pair] = &[
     Pair {
         name: "stream_for_each",
         hand_written: trivial::for_each_hand_written,
         adapter: trivial::for_each_adapter,
+        files: false,
     },
     Pair {
         name: "stream_try_map_sum",
         hand_written: trivial::try_map_sum_hand_written,
         adapter: trivial::try_map_sum_adapter,
+        files: false,
     },
     Pair {
         name: "stream_bracket_for_each",
         hand_written: trivial::bracket_for_each_hand_written,
         adapter: trivial::bracket_for_each_adapter,
+        files: false,
     },
     Pair {
         name: "stream_bracket_try_map_sum",
         hand_written: trivial::bracket_try_map_sum_hand_written,
         adapter: trivial::bracket_try_map_sum_adapter,
+        files: false,
     },
 ];
 
-/// A trivial resource: the adapters' own overhead, with nothing to hide it.
-///
-/// Every function that can fail checks for an input that never occurs but that
-/// the optimiser cannot rule out (the items pass through `black_box`), so the
-/// error paths exist in both variants, as in real code.
+/// The trivial resource of `common::trivial`, with its async acquire, body and
+/// release: the adapters' own overhead, with nothing to hide it.
 mod trivial {
     use super::*;
-
-    /// Never returned: the error paths only need to exist.
-    #[derive(Debug)]
-    pub struct Fail;
-
-    pub struct Resource {
-        key: u64,
-        acc: u64,
-    }
-
-    impl Drop for Resource {
-        fn drop(&mut self) {
-            // A write the optimiser must keep.
-            black_box(self.acc ^ self.key);
-        }
-    }
-
-    #[inline]
-    async fn acquire(item: u64) -> Result<Resource, Fail> {
-        if item == u64::MAX {
-            return Err(Fail);
-        }
-        Ok(Resource {
-            key: item,
-            acc: item.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        })
-    }
-
-    #[inline]
-    async fn body(resource: &mut Resource) -> Result<u64, Fail> {
-        if resource.key == u64::MAX - 1 {
-            return Err(Fail);
-        }
-        resource.acc = resource.acc.rotate_left(17) ^ resource.key;
-        // Below 2^32, so that 1,000 of them add up without overflow.
-        Ok(resource.acc >> 32)
-    }
-
-    #[inline]
-    async fn release(resource: Resource) -> Result<(), Fail> {
-        if resource.key == u64::MAX - 2 {
-            return Err(Fail);
-        }
-        drop(resource);
-        Ok(())
-    }
+    use common::trivial::{Fail, acquire, body, release};
 
     type Error = ScopedError<Fail, Fail, Infallible>;
     type BracketError = ScopedError<Fail, Fail, Fail>;
@@ -277,82 +212,6 @@ mod trivial {
     }
 }
 
-fn benches(c: &mut Criterion) {
-    let fixture = Fixture::new();
-    for pair in PAIRS {
-        // The same work: the same result.
-        assert_eq!(
-            (pair.hand_written)(&fixture),
-            (pair.adapter)(&fixture),
-            "{}: the two variants disagree",
-            pair.name
-        );
-        let mut group = c.benchmark_group(pair.name);
-        group.throughput(Throughput::Elements(ITEMS as u64));
-        group
-            .warm_up_time(Duration::from_secs(1))
-            .sample_size(100)
-            .measurement_time(Duration::from_secs(3));
-        group.bench_function("hand_written", |b| {
-            b.iter(|| (pair.hand_written)(black_box(&fixture)));
-        });
-        group.bench_function("adapter", |b| {
-            b.iter(|| (pair.adapter)(black_box(&fixture)));
-        });
-        group.finish();
-    }
-}
-
-/// Runs `workload` `reps` times. Under callgrind only the instructions executed
-/// inside this function (and what it calls) are counted: see the crate docs.
-#[inline(never)]
-fn callgrind_measured(workload: Workload, fixture: &Fixture, reps: u32) -> u64 {
-    let mut checksum = 0u64;
-    for _ in 0..reps {
-        checksum = checksum.wrapping_add(black_box(workload)(black_box(fixture)));
-    }
-    checksum
-}
-
-/// `LOOPSCOPE_CALLGRIND=<workload>/<variant>` or `list`.
-fn callgrind_mode(spec: &str) {
-    if spec == "list" {
-        for pair in PAIRS {
-            println!("{}", pair.name);
-        }
-        return;
-    }
-    let (name, variant) = spec
-        .split_once('/')
-        .unwrap_or_else(|| panic!("LOOPSCOPE_CALLGRIND={spec}: expected <workload>/<variant>"));
-    let pair = PAIRS
-        .iter()
-        .find(|pair| pair.name == name)
-        .unwrap_or_else(|| panic!("no workload {name:?}; try LOOPSCOPE_CALLGRIND=list"));
-    let workload = match variant {
-        "hand_written" => pair.hand_written,
-        "adapter" => pair.adapter,
-        _ => panic!("no variant {variant:?}: expected hand_written or adapter"),
-    };
-    let reps = match std::env::var("LOOPSCOPE_CALLGRIND_REPS") {
-        Ok(reps) => reps.parse().expect("LOOPSCOPE_CALLGRIND_REPS: a number"),
-        Err(_) => 10,
-    };
-    let fixture = Fixture::new();
-    // Warm-up, not counted: lazy one-time initialisation (the executor's
-    // thread-local waker), first allocations.
-    let expected = workload(&fixture);
-    let checksum = callgrind_measured(workload, &fixture, reps);
-    assert_eq!(checksum, expected.wrapping_mul(u64::from(reps)));
-    println!("{name}/{variant}: {reps} reps, checksum {checksum}");
-}
-
 fn main() {
-    if let Ok(spec) = std::env::var("LOOPSCOPE_CALLGRIND") {
-        callgrind_mode(&spec);
-        return;
-    }
-    let mut criterion = Criterion::default().configure_from_args();
-    benches(&mut criterion);
-    criterion.final_summary();
+    common::main(PAIRS, |_, _| {});
 }

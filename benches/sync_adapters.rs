@@ -26,8 +26,11 @@
 //! environment variable `LOOPSCOPE_CALLGRIND=<workload>/<variant>` (for example
 //! `trivial_for_each/adapter`) the binary skips criterion, builds the same fixture,
 //! runs that one function once as a warm-up, and then calls it
-//! `LOOPSCOPE_CALLGRIND_REPS` times (default 10) inside [`callgrind_measured`].
-//! `LOOPSCOPE_CALLGRIND=list` prints the workload names.
+//! `LOOPSCOPE_CALLGRIND_REPS` times (default 10) inside
+//! [`callgrind_measured`](common::callgrind_measured).
+//! `LOOPSCOPE_CALLGRIND=list` prints the workload names. This harness, the
+//! fixture and the trivial resource are shared with the other benches: they live
+//! in `benches/common/mod.rs`.
 //!
 //! Why the counts are attributable: `benches/callgrind.sh` runs the binary under
 //! `valgrind --tool=callgrind --collect-atstart=no
@@ -43,69 +46,18 @@
 //! workload (1,000 items). Kernel time is invisible to callgrind: for the file
 //! workloads the counts are the user-space work around the system calls.
 
+mod common;
+
 use std::convert::Infallible;
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use common::{FILE_LEN, Fixture, Pair};
 use loopscope::prelude::*;
-use tempfile::TempDir;
 
-/// Items per run of every workload.
-const ITEMS: usize = 1_000;
-/// Bytes in each file of the `files_*` workloads.
-const FILE_LEN: usize = 128;
-
-/// The inputs, built once: the items of the `trivial_*` workloads, and the
-/// temporary files of the `files_*` ones.
-struct Fixture {
-    items: Vec<u64>,
-    paths: Vec<PathBuf>,
-    /// Keeps the files alive; `None` when no workload needs them.
-    _dir: Option<TempDir>,
-}
-
-impl Fixture {
-    fn new(with_files: bool) -> io::Result<Self> {
-        let items = (0..ITEMS as u64).collect();
-        if !with_files {
-            return Ok(Self {
-                items,
-                paths: Vec::new(),
-                _dir: None,
-            });
-        }
-        let dir = tempfile::tempdir()?;
-        let mut paths = Vec::with_capacity(ITEMS);
-        for i in 0..ITEMS {
-            let path = dir.path().join(format!("{i:04}.log"));
-            let mut line = format!("GET /item/{i} 200\n").into_bytes();
-            line.resize(FILE_LEN, b'.');
-            std::fs::write(&path, line)?;
-            paths.push(path);
-        }
-        Ok(Self {
-            items,
-            paths,
-            _dir: Some(dir),
-        })
-    }
-}
-
-/// One run of a workload (all of its items); returns a checksum.
-type Workload = fn(&Fixture) -> u64;
-
-/// A workload: the hand-written code and the adapter doing the same work.
-struct Pair {
-    name: &'static str,
-    hand_written: Workload,
-    adapter: Workload,
-    files: bool,
-}
-
+/// The workloads: criterion and instruction counts.
 const PAIRS: &[Pair] = &[
     Pair {
         name: "trivial_for_each",
@@ -151,29 +103,16 @@ const PAIRS: &[Pair] = &[
     },
 ];
 
-/// A trivial resource: the adapters' own overhead, with nothing to hide it.
+/// A trivial resource (`common::trivial`'s): the adapters' own overhead, with
+/// nothing to hide it. Acquired, used and released here by synchronous
+/// functions.
 ///
 /// Every function that can fail checks for an input that never occurs but that
 /// the optimiser cannot rule out (the items pass through `black_box`), so the
 /// error paths exist in both variants, as in real code.
 mod trivial {
     use super::*;
-
-    /// Never returned: the error paths only need to exist.
-    #[derive(Debug)]
-    pub struct Fail;
-
-    pub struct Resource {
-        key: u64,
-        acc: u64,
-    }
-
-    impl Drop for Resource {
-        fn drop(&mut self) {
-            // A write the optimiser must keep.
-            black_box(self.acc ^ self.key);
-        }
-    }
+    use common::trivial::{Fail, Resource};
 
     #[inline]
     fn acquire(item: u64) -> Result<Resource, Fail> {
@@ -386,88 +325,6 @@ mod files {
     }
 }
 
-fn benches(c: &mut Criterion) {
-    let fixture = Fixture::new(true).expect("create the temporary files");
-    for pair in PAIRS {
-        // The same work: the same result.
-        assert_eq!(
-            (pair.hand_written)(&fixture),
-            (pair.adapter)(&fixture),
-            "{}: the two variants disagree",
-            pair.name
-        );
-        let mut group = c.benchmark_group(pair.name);
-        group.throughput(Throughput::Elements(ITEMS as u64));
-        group.warm_up_time(Duration::from_secs(1));
-        if pair.files {
-            // A run is milliseconds of system calls: fewer, longer samples.
-            group
-                .sample_size(30)
-                .measurement_time(Duration::from_secs(4));
-        } else {
-            group
-                .sample_size(100)
-                .measurement_time(Duration::from_secs(3));
-        }
-        group.bench_function("hand_written", |b| {
-            b.iter(|| (pair.hand_written)(black_box(&fixture)));
-        });
-        group.bench_function("adapter", |b| {
-            b.iter(|| (pair.adapter)(black_box(&fixture)));
-        });
-        group.finish();
-    }
-}
-
-/// Runs `workload` `reps` times. Under callgrind only the instructions executed
-/// inside this function (and what it calls) are counted: see the crate docs.
-#[inline(never)]
-fn callgrind_measured(workload: Workload, fixture: &Fixture, reps: u32) -> u64 {
-    let mut checksum = 0u64;
-    for _ in 0..reps {
-        checksum = checksum.wrapping_add(black_box(workload)(black_box(fixture)));
-    }
-    checksum
-}
-
-/// `LOOPSCOPE_CALLGRIND=<workload>/<variant>` or `list`.
-fn callgrind_mode(spec: &str) {
-    if spec == "list" {
-        for pair in PAIRS {
-            println!("{}", pair.name);
-        }
-        return;
-    }
-    let (name, variant) = spec
-        .split_once('/')
-        .unwrap_or_else(|| panic!("LOOPSCOPE_CALLGRIND={spec}: expected <workload>/<variant>"));
-    let pair = PAIRS
-        .iter()
-        .find(|pair| pair.name == name)
-        .unwrap_or_else(|| panic!("no workload {name:?}; try LOOPSCOPE_CALLGRIND=list"));
-    let workload = match variant {
-        "hand_written" => pair.hand_written,
-        "adapter" => pair.adapter,
-        _ => panic!("no variant {variant:?}: expected hand_written or adapter"),
-    };
-    let reps = match std::env::var("LOOPSCOPE_CALLGRIND_REPS") {
-        Ok(reps) => reps.parse().expect("LOOPSCOPE_CALLGRIND_REPS: a number"),
-        Err(_) => 10,
-    };
-    let fixture = Fixture::new(pair.files).expect("create the temporary files");
-    // Warm-up, not counted: lazy one-time initialisation, first allocations.
-    let expected = workload(&fixture);
-    let checksum = callgrind_measured(workload, &fixture, reps);
-    assert_eq!(checksum, expected.wrapping_mul(u64::from(reps)));
-    println!("{name}/{variant}: {reps} reps, checksum {checksum}");
-}
-
 fn main() {
-    if let Ok(spec) = std::env::var("LOOPSCOPE_CALLGRIND") {
-        callgrind_mode(&spec);
-        return;
-    }
-    let mut criterion = Criterion::default().configure_from_args();
-    benches(&mut criterion);
-    criterion.final_summary();
+    common::main(PAIRS, |_, _| {});
 }
