@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -28,164 +28,31 @@ use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use common::stream::{
+    AsyncHarness, Polled, YieldN, Yields, poll_future, poll_stream, scripts_without_panics,
+    with_acquire, yields,
+};
 use common::{
-    AcquireFailed, BodyFailed, Event, Failure, Harness, Injected, Item, ItemScript, MAX_ITEMS,
-    Release, ReleaseFailed, Resource, Stage, Step, Used, catch, failure, model_item, scripts,
+    AcquireFailed, BodyFailed, Event, Failure, Injected, Item, ItemScript, MAX_ITEMS, Release,
+    ReleaseFailed, Resource, Stage, Step, Used, catch, failure, model_item, scripts,
 };
 use futures::executor::block_on;
 use futures::stream::{self, Stream, StreamExt as _};
-use futures::task::noop_waker_ref;
 use loopscope::prelude::*;
 use loopscope::testing::{Tracked, Tracker};
 use loopscope::{ConcurrentAcquire, ScopedError};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-// ---------------------------------------------------------------- waiting
-
-/// How many times each step of an item returns `Pending` before it calls the
-/// harness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Yields {
-    acquire: usize,
-    body: usize,
-    release: usize,
-}
-
 /// The most polls a step waits.
 const MAX_YIELDS: usize = 4;
-
-/// Waits for each of the [`MAX_ITEMS`] possible items, looked up by position.
-fn yields() -> impl Strategy<Value = Vec<Yields>> {
-    proptest::collection::vec(
-        (0..=MAX_YIELDS, 0..=MAX_YIELDS, 0..=MAX_YIELDS).prop_map(|(acquire, body, release)| {
-            Yields {
-                acquire,
-                body,
-                release,
-            }
-        }),
-        MAX_ITEMS,
-    )
-}
 
 /// The concurrency limits drawn.
 fn limits() -> impl Strategy<Value = usize> {
     1_usize..=5
 }
 
-/// A future that returns `Pending` `n` times, waking itself each time, then
-/// `Ready(())`.
-#[derive(Debug)]
-struct YieldN(usize);
-
-impl Future for YieldN {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 // ---------------------------------------------------------------- the harness
-
-/// The scripted [`Harness`], and a log of when each acquire *started*: the
-/// harness logs each call when it completes (after its wait).
-#[derive(Debug, Default)]
-struct Ctx {
-    h: Harness,
-    /// `(item, how many harness events had been logged when its acquire started)`.
-    starts: RefCell<Vec<(usize, usize)>>,
-}
-
-impl Ctx {
-    fn new() -> Self {
-        Self {
-            h: Harness::new(),
-            starts: RefCell::default(),
-        }
-    }
-
-    fn start(&self, index: usize) {
-        let logged = self.h.events().len();
-        self.starts.borrow_mut().push((index, logged));
-    }
-
-    fn started(&self) -> Vec<(usize, usize)> {
-        self.starts.borrow().clone()
-    }
-}
-
-/// `async_bracket(acquire).release(release)`, both waiting as `yields` says and
-/// then following the script.
-fn bracket_acquire<'a>(
-    c: &'a Ctx,
-    yields: &'a [Yields],
-) -> impl ConcurrentAcquire<
-    Item,
-    Resource = Resource,
-    Error = AcquireFailed,
-    ReleaseError = ReleaseFailed,
-> + 'a {
-    async_bracket(async |item: Item| {
-        c.start(item.0);
-        YieldN(yields[item.0].acquire).await;
-        c.h.acquire(item)
-    })
-    .release(move |resource: Resource| async move {
-        YieldN(yields[resource.index()].release).await;
-        // Logs `Release` when the release completes.
-        c.h.release(resource)
-    })
-}
-
-/// A plain async acquire closure: the resource is released by `Drop`.
-fn drop_acquire<'a>(
-    c: &'a Ctx,
-    yields: &'a [Yields],
-) -> impl ConcurrentAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = Infallible>
-+ 'a {
-    async move |item: Item| {
-        c.start(item.0);
-        YieldN(yields[item.0].acquire).await;
-        c.h.acquire(item)
-    }
-}
-
-/// The async body: waits, then follows the script.
-fn body<'a>(
-    c: &'a Ctx,
-    yields: &'a [Yields],
-) -> impl AsyncFn(&mut Resource) -> Result<Used, BodyFailed> + 'a {
-    async move |resource: &mut Resource| {
-        YieldN(yields[resource.index()].body).await;
-        c.h.body(resource)
-    }
-}
-
-/// Scripts whose steps succeed or fail, but never panic.
-fn scripts_without_panics(release: Release) -> impl Strategy<Value = Vec<ItemScript>> {
-    let calm = |step| match step {
-        Step::Panic => Step::Err,
-        step => step,
-    };
-    scripts(release).prop_map(move |scripts| {
-        scripts
-            .into_iter()
-            .map(|script| ItemScript {
-                acquire: calm(script.acquire),
-                body: calm(script.body),
-                release: calm(script.release),
-            })
-            .collect()
-    })
-}
 
 /// The harness events of item `index`, in order.
 fn events_of(events: &[Event], index: usize) -> Vec<Event> {
@@ -321,51 +188,6 @@ where
     Ok(ran)
 }
 
-/// How a run polled by hand went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Polled {
-    polls: usize,
-    finished: bool,
-}
-
-/// Polls `future` with a no-op waker until it is ready, at most `cap` times;
-/// then drops it.
-fn poll_future<F: Future>(future: F, cap: usize) -> Polled {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(noop_waker_ref());
-    for poll in 1..=cap {
-        if future.as_mut().poll(&mut cx).is_ready() {
-            return Polled {
-                polls: poll,
-                finished: true,
-            };
-        }
-    }
-    Polled {
-        polls: cap,
-        finished: false,
-    }
-}
-
-/// Polls `stream` with a no-op waker until it ends, at most `cap` times in all
-/// (each `Ready(Some(_))` and each `Pending` counts one); then drops it.
-fn poll_stream<S: Stream>(stream: S, cap: usize) -> Polled {
-    let mut stream = pin!(stream);
-    let mut cx = Context::from_waker(noop_waker_ref());
-    for poll in 1..=cap {
-        if let Poll::Ready(None) = stream.as_mut().poll_next(&mut cx) {
-            return Polled {
-                polls: poll,
-                finished: true,
-            };
-        }
-    }
-    Polled {
-        polls: cap,
-        finished: false,
-    }
-}
-
 /// Builds the adapter and polls it by hand at most `cap` times, then drops it.
 fn poll_adapter<I, A, B, T, U>(
     items: impl Stream<Item = I>,
@@ -393,7 +215,7 @@ where
 // ---------------------------------------------------------------- the checks
 
 /// Invariant 4 before the first poll: nothing pulled, nothing acquired.
-fn check_lazy(c: &Ctx) -> Result<(), TestCaseError> {
+fn check_lazy(c: &AsyncHarness) -> Result<(), TestCaseError> {
     prop_assert_eq!(c.h.pulled(), 0, "invariant 4: pulled before the first poll");
     prop_assert!(
         c.started().is_empty() && c.h.events().is_empty(),
@@ -428,7 +250,7 @@ fn check_resources(tracker: &Tracker, limit: usize, when: &str) -> Result<(), Te
 /// — exactly the model's calls, the release awaited — and it was called once.
 /// Returns the items started.
 fn check_started_items_completed(
-    c: &Ctx,
+    c: &AsyncHarness,
     scripts: &[ItemScript],
     release: Release,
 ) -> Result<BTreeSet<usize>, TestCaseError> {
@@ -475,7 +297,7 @@ fn expected_results(scripts: &[ItemScript], release: Release) -> Vec<Result<Used
 /// every item started ran to its end (releases awaited) before the future
 /// returned, and no acquire started after that first failure completed.
 fn for_each_with<A, R>(
-    c: &Ctx,
+    c: &AsyncHarness,
     scripts: &[ItemScript],
     yields: &[Yields],
     release: Release,
@@ -491,7 +313,7 @@ where
         Adapter::ForEach,
         limit,
         acquire,
-        body(c, yields),
+        c.body(yields),
         || check_lazy(c),
         |_| Ok(()),
     )?;
@@ -565,25 +387,10 @@ fn check_for_each(
     release: Release,
     limit: usize,
 ) -> Result<(), TestCaseError> {
-    let c = Ctx::new();
-    match release {
-        Release::Bracket => for_each_with(
-            &c,
-            scripts,
-            yields,
-            release,
-            limit,
-            bracket_acquire(&c, yields),
-        ),
-        Release::Drop => for_each_with(
-            &c,
-            scripts,
-            yields,
-            release,
-            limit,
-            drop_acquire(&c, yields),
-        ),
-    }
+    let c = AsyncHarness::new();
+    with_acquire!(release, c, yields, |acquire| for_each_with(
+        &c, scripts, yields, release, limit, acquire
+    ))
 }
 
 // ---------------------------------------------------------------- the mapping streams
@@ -593,7 +400,7 @@ fn check_for_each(
 /// the order the items' scopes ended; each yielded only once its release
 /// completed.
 fn map_with<A, R>(
-    c: &Ctx,
+    c: &AsyncHarness,
     scripts: &[ItemScript],
     yields: &[Yields],
     release: Release,
@@ -610,7 +417,7 @@ where
         adapter,
         limit,
         acquire,
-        body(c, yields),
+        c.body(yields),
         || check_lazy(c),
         |result| {
             let index = match result {
@@ -669,27 +476,10 @@ fn check_map(
     limit: usize,
     adapter: Adapter,
 ) -> Result<(), TestCaseError> {
-    let c = Ctx::new();
-    match release {
-        Release::Bracket => map_with(
-            &c,
-            scripts,
-            yields,
-            release,
-            limit,
-            adapter,
-            bracket_acquire(&c, yields),
-        ),
-        Release::Drop => map_with(
-            &c,
-            scripts,
-            yields,
-            release,
-            limit,
-            adapter,
-            drop_acquire(&c, yields),
-        ),
-    }
+    let c = AsyncHarness::new();
+    with_acquire!(release, c, yields, |acquire| map_with(
+        &c, scripts, yields, release, limit, adapter, acquire
+    ))
 }
 
 // ---------------------------------------------------------------- panics
@@ -704,34 +494,18 @@ fn check_panics(
     limit: usize,
     adapter: Adapter,
 ) -> Result<(), TestCaseError> {
-    let c = Ctx::new();
+    let c = AsyncHarness::new();
     let items = stream::iter(c.h.items(scripts));
-    let panicked = match release {
-        Release::Bracket => {
-            run_adapter(
-                items,
-                adapter,
-                limit,
-                bracket_acquire(&c, yields),
-                body(&c, yields),
-                || Ok(()),
-                |_| Ok(()),
-            )?
-            .panicked
-        }
-        Release::Drop => {
-            run_adapter(
-                items,
-                adapter,
-                limit,
-                drop_acquire(&c, yields),
-                body(&c, yields),
-                || Ok(()),
-                |_| Ok(()),
-            )?
-            .panicked
-        }
-    };
+    let panicked = with_acquire!(release, c, yields, |acquire| run_adapter(
+        items,
+        adapter,
+        limit,
+        acquire,
+        c.body(yields),
+        || Ok(()),
+        |_| Ok(()),
+    )?
+    .panicked);
     check_resources(&c.h.tracker, limit, "after a run with panics")?;
     if let Some(Injected { index, stage }) = panicked {
         let script = scripts[index];
@@ -885,31 +659,21 @@ fn check_cancellation(
     limit: usize,
     adapter: Adapter,
 ) -> Result<(), TestCaseError> {
-    let poll = |c: &Ctx, cap: usize| {
+    let poll = |c: &AsyncHarness, cap: usize| {
         let items = stream::iter(c.h.items(scripts));
-        match release {
-            Release::Bracket => poll_adapter(
-                items,
-                adapter,
-                limit,
-                bracket_acquire(c, yields),
-                body(c, yields),
-                cap,
-            ),
-            Release::Drop => poll_adapter(
-                items,
-                adapter,
-                limit,
-                drop_acquire(c, yields),
-                body(c, yields),
-                cap,
-            ),
-        }
+        with_acquire!(release, c, yields, |acquire| poll_adapter(
+            items,
+            adapter,
+            limit,
+            acquire,
+            c.body(yields),
+            cap
+        ))
     };
-    let full = poll(&Ctx::new(), usize::MAX);
+    let full = poll(&AsyncHarness::new(), usize::MAX);
     prop_assert!(full.finished);
     for cap in 0..=full.polls {
-        let c = Ctx::new();
+        let c = AsyncHarness::new();
         let polled = poll(&c, cap);
         prop_assert_eq!(
             polled.finished,
@@ -1087,7 +851,7 @@ proptest! {
     #[test]
     fn for_each_concurrent_fails_fast_and_quiesces(
         (release, scripts) in release_and_scripts(),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
         limit in limits(),
     ) {
         check_for_each(&scripts, &yields, release, limit)?;
@@ -1098,7 +862,7 @@ proptest! {
     #[test]
     fn try_map_concurrent_yields_every_result_in_input_order(
         (release, scripts) in release_and_scripts(),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
         limit in limits(),
     ) {
         check_map(&scripts, &yields, release, limit, Adapter::Ordered)?;
@@ -1109,7 +873,7 @@ proptest! {
     #[test]
     fn try_map_unordered_yields_every_result_in_completion_order(
         (release, scripts) in release_and_scripts(),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
         limit in limits(),
     ) {
         check_map(&scripts, &yields, release, limit, Adapter::Unordered)?;
@@ -1122,7 +886,7 @@ proptest! {
     fn panics_resume_and_release_everything(
         release in releases(),
         scripts in scripts(Release::Bracket),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
         limit in limits(),
         adapter in adapters(),
     ) {
@@ -1135,7 +899,7 @@ proptest! {
     fn the_cap_is_reached_when_work_allows(
         n in 0..=MAX_ITEMS,
         limit in limits(),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
         adapter in adapters(),
     ) {
         check_peak_reached(n, limit, &yields, adapter)?;
@@ -1160,7 +924,7 @@ proptest! {
     #[test]
     fn cancelled_at_every_poll_releases_everything(
         (release, scripts) in release_and_scripts(),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
         limit in limits(),
         adapter in adapters(),
     ) {
@@ -1172,7 +936,7 @@ proptest! {
     #[test]
     fn cancelled_at_every_poll_spawns_the_async_releases(
         scripts in scripts_without_panics(Release::Bracket),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
         limit in limits(),
         adapter in adapters(),
     ) {

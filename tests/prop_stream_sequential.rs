@@ -19,121 +19,34 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::fmt::Debug;
-use std::future::Future;
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
 
+use common::stream::{
+    AsyncHarness, Polled, Yields, poll_future, poll_stream, scripts_without_panics, with_acquire,
+    yields,
+};
 use common::{
-    AcquireFailed, BodyFailed, Ending, Event, Harness, Item, ItemScript, MAX_ITEMS, Release,
-    ReleaseFailed, Resource, RunModel, Step, Used, catch, check_calls, check_resources, failure,
-    model_for_each, model_try_map, scripts, scripts_and_calls,
+    AcquireFailed, Ending, Event, Item, ItemScript, Release, ReleaseFailed, Resource, RunModel,
+    Used, catch, check_calls, check_resources, failure, model_for_each, model_try_map, scripts,
+    scripts_and_calls,
 };
 use futures::executor::block_on;
-use futures::stream::{self, Stream, StreamExt as _};
-use futures::task::noop_waker_ref;
+use futures::stream::{self, StreamExt as _};
 use loopscope::AsyncAcquire;
 use loopscope::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-// ---------------------------------------------------------------- waiting
-
-/// How many times each step of an item returns `Pending` before it calls the
-/// harness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Yields {
-    acquire: usize,
-    body: usize,
-    release: usize,
-}
-
 /// The most polls a step waits.
 const MAX_YIELDS: usize = 3;
 
-/// Waits for each of the [`MAX_ITEMS`] possible items, looked up by position.
-fn yields() -> impl Strategy<Value = Vec<Yields>> {
-    proptest::collection::vec(
-        (0..=MAX_YIELDS, 0..=MAX_YIELDS, 0..=MAX_YIELDS).prop_map(|(acquire, body, release)| {
-            Yields {
-                acquire,
-                body,
-                release,
-            }
-        }),
-        MAX_ITEMS,
-    )
-}
-
-/// A future that returns `Pending` `n` times, waking itself each time, then
-/// `Ready(())`.
-#[derive(Debug)]
-struct YieldN(usize);
-
-impl Future for YieldN {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-// ---------------------------------------------------------------- async steps
-
-/// `async_bracket(acquire).release(release)`, both waiting as `yields` says and
-/// then following the script.
-fn bracket_acquire<'a>(
-    h: &'a Harness,
-    yields: &'a [Yields],
-) -> impl AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = ReleaseFailed> + 'a
-{
-    async_bracket(async |item: Item| {
-        YieldN(yields[item.0].acquire).await;
-        h.acquire(item)
-    })
-    .release(move |resource| async move {
-        YieldN(yields[resource.index()].release).await;
-        // Logs `Release` when the release completes.
-        h.release(resource)
-    })
-}
-
-/// A plain async acquire closure: the resource is released by `Drop`.
-fn drop_acquire<'a>(
-    h: &'a Harness,
-    yields: &'a [Yields],
-) -> impl AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = Infallible> + 'a
-{
-    async move |item: Item| {
-        YieldN(yields[item.0].acquire).await;
-        h.acquire(item)
-    }
-}
-
-/// The async body: waits, then follows the script.
-fn body<'a>(
-    h: &'a Harness,
-    yields: &'a [Yields],
-) -> impl AsyncFnMut(&mut Resource) -> Result<Used, BodyFailed> + 'a {
-    async move |resource: &mut Resource| {
-        YieldN(yields[resource.index()].body).await;
-        h.body(resource)
-    }
-}
-
 /// Invariant 4 before the first poll: the adapter exists, and has neither pulled
 /// an item nor acquired anything.
-fn check_lazy(h: &Harness) -> Result<(), TestCaseError> {
-    check_calls(h, &[])?;
+fn check_lazy(c: &AsyncHarness) -> Result<(), TestCaseError> {
+    check_calls(&c.h, &[])?;
     prop_assert!(
-        h.tracker.acquired().is_empty(),
+        c.h.tracker.acquired().is_empty(),
         "invariant 4: acquired before the first poll"
     );
     Ok(())
@@ -156,7 +69,7 @@ fn waits(events: &[Event], yields: &[Yields]) -> usize {
 
 /// Runs `for_each_scoped` on an executor and checks it against the sync model.
 fn for_each_with<A, R>(
-    h: &Harness,
+    c: &AsyncHarness,
     scripts: &[ItemScript],
     yields: &[Yields],
     release: Release,
@@ -166,8 +79,9 @@ where
     A: AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = R>,
     R: Into<ReleaseFailed> + Debug,
 {
-    let future = stream::iter(h.items(scripts)).for_each_scoped(acquire, body(h, yields));
-    check_lazy(h)?;
+    let h = &c.h;
+    let future = stream::iter(h.items(scripts)).for_each_scoped(acquire, c.body(yields));
+    check_lazy(c)?;
     let ending: Ending<()> = catch(|| block_on(future)).map(|result| result.map_err(failure));
 
     let RunModel {
@@ -190,12 +104,10 @@ fn check_for_each(
     yields: &[Yields],
     release: Release,
 ) -> Result<(), TestCaseError> {
-    let harness = Harness::new();
-    let h = &harness;
-    match release {
-        Release::Bracket => for_each_with(h, scripts, yields, release, bracket_acquire(h, yields)),
-        Release::Drop => for_each_with(h, scripts, yields, release, drop_acquire(h, yields)),
-    }
+    let c = AsyncHarness::new();
+    with_acquire!(release, c, yields, |acquire| for_each_with(
+        &c, scripts, yields, release, acquire
+    ))
 }
 
 // ---------------------------------------------------------------- try_map_scoped
@@ -204,7 +116,7 @@ fn check_for_each(
 /// the calls made so far against the sync model; stops after a panic (the stream
 /// must not be polled again), then drops the stream and checks the resources.
 fn try_map_with<A, R>(
-    h: &Harness,
+    c: &AsyncHarness,
     scripts: &[ItemScript],
     yields: &[Yields],
     release: Release,
@@ -215,11 +127,12 @@ where
     A: AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = R>,
     R: Into<ReleaseFailed> + Debug,
 {
-    let results = stream::iter(h.items(scripts)).try_map_scoped(acquire, body(h, yields));
+    let h = &c.h;
+    let results = stream::iter(h.items(scripts)).try_map_scoped(acquire, c.body(yields));
     // The stream is dropped at the end of this block, before the final checks.
     let made = {
         let mut results = pin!(results);
-        check_lazy(h)?;
+        check_lazy(c)?;
 
         let model = model_try_map(scripts, release, calls);
         let mut made = 0;
@@ -260,67 +173,13 @@ fn check_try_map(
     release: Release,
     calls: usize,
 ) -> Result<(), TestCaseError> {
-    let harness = Harness::new();
-    let h = &harness;
-    match release {
-        Release::Bracket => try_map_with(
-            h,
-            scripts,
-            yields,
-            release,
-            calls,
-            bracket_acquire(h, yields),
-        ),
-        Release::Drop => try_map_with(h, scripts, yields, release, calls, drop_acquire(h, yields)),
-    }
+    let c = AsyncHarness::new();
+    with_acquire!(release, c, yields, |acquire| try_map_with(
+        &c, scripts, yields, release, calls, acquire
+    ))
 }
 
 // ---------------------------------------------------------------- cancellation
-
-/// How a run polled by hand went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Polled {
-    polls: usize,
-    finished: bool,
-}
-
-/// Polls `future` with a no-op waker until it is ready, at most `limit` times;
-/// then drops it.
-fn poll_future<F: Future>(future: F, limit: usize) -> Polled {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(noop_waker_ref());
-    for poll in 1..=limit {
-        if future.as_mut().poll(&mut cx).is_ready() {
-            return Polled {
-                polls: poll,
-                finished: true,
-            };
-        }
-    }
-    Polled {
-        polls: limit,
-        finished: false,
-    }
-}
-
-/// Polls `stream` with a no-op waker until it ends, at most `limit` times in all
-/// (each `Ready(Some(_))` and each `Pending` counts one); then drops it.
-fn poll_stream<S: Stream>(stream: S, limit: usize) -> Polled {
-    let mut stream = pin!(stream);
-    let mut cx = Context::from_waker(noop_waker_ref());
-    for poll in 1..=limit {
-        if let Poll::Ready(None) = stream.as_mut().poll_next(&mut cx) {
-            return Polled {
-                polls: poll,
-                finished: true,
-            };
-        }
-    }
-    Polled {
-        polls: limit,
-        finished: false,
-    }
-}
 
 /// Which adapter a cancellation test drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,52 +188,20 @@ enum Adapter {
     TryMap,
 }
 
-/// Builds the adapter over the scripted items and polls it at most `limit` times,
+/// Builds the adapter over the scripted items and polls it at most `cap` times,
 /// then drops it.
 fn poll_adapter(
-    h: &Harness,
+    c: &AsyncHarness,
     scripts: &[ItemScript],
     yields: &[Yields],
     adapter: Adapter,
     release: Release,
-    limit: usize,
+    cap: usize,
 ) -> Polled {
-    let items = stream::iter(h.items(scripts));
-    match (adapter, release) {
-        (Adapter::ForEach, Release::Bracket) => poll_future(
-            items.for_each_scoped(bracket_acquire(h, yields), body(h, yields)),
-            limit,
-        ),
-        (Adapter::ForEach, Release::Drop) => poll_future(
-            items.for_each_scoped(drop_acquire(h, yields), body(h, yields)),
-            limit,
-        ),
-        (Adapter::TryMap, Release::Bracket) => poll_stream(
-            items.try_map_scoped(bracket_acquire(h, yields), body(h, yields)),
-            limit,
-        ),
-        (Adapter::TryMap, Release::Drop) => poll_stream(
-            items.try_map_scoped(drop_acquire(h, yields), body(h, yields)),
-            limit,
-        ),
-    }
-}
-
-/// Scripts whose steps succeed or fail, but never panic.
-fn scripts_without_panics(release: Release) -> impl Strategy<Value = Vec<ItemScript>> {
-    let calm = |step| match step {
-        Step::Panic => Step::Err,
-        step => step,
-    };
-    scripts(release).prop_map(move |scripts| {
-        scripts
-            .into_iter()
-            .map(|script| ItemScript {
-                acquire: calm(script.acquire),
-                body: calm(script.body),
-                release: calm(script.release),
-            })
-            .collect()
+    let items = stream::iter(c.h.items(scripts));
+    with_acquire!(release, c, yields, |acquire| match adapter {
+        Adapter::ForEach => poll_future(items.for_each_scoped(acquire, c.body(yields)), cap),
+        Adapter::TryMap => poll_stream(items.try_map_scoped(acquire, c.body(yields)), cap),
     })
 }
 
@@ -403,8 +230,8 @@ fn check_cancellation(
         }
     };
 
-    let harness = Harness::new();
-    let full = poll_adapter(&harness, scripts, yields, adapter, release, full_polls + 1);
+    let c = AsyncHarness::new();
+    let full = poll_adapter(&c, scripts, yields, adapter, release, full_polls + 1);
     prop_assert_eq!(
         full,
         Polled {
@@ -413,11 +240,11 @@ fn check_cancellation(
         },
         "a full run takes exactly one poll per wait (so every poll point is cancelled at below)"
     );
-    check_calls(&harness, &events)?;
+    check_calls(&c.h, &events)?;
 
     for limit in 0..=full_polls {
-        let harness = Harness::new();
-        let polled = poll_adapter(&harness, scripts, yields, adapter, release, limit);
+        let c = AsyncHarness::new();
+        let polled = poll_adapter(&c, scripts, yields, adapter, release, limit);
         prop_assert_eq!(
             polled.finished,
             limit == full_polls,
@@ -425,7 +252,7 @@ fn check_cancellation(
             polled.polls,
             full_polls
         );
-        let tracker = &harness.tracker;
+        let tracker = &c.h.tracker;
         prop_assert!(
             tracker.peak() <= 1,
             "invariant 1 (peak): {} live at once",
@@ -442,7 +269,7 @@ fn check_cancellation(
                 "invariant 6 (exactly once), dropped after {limit} polls: {mismatch}"
             ))
         })?;
-        let made = harness.events();
+        let made = c.h.events();
         prop_assert!(
             events.starts_with(&made),
             "dropped after {} polls: calls {:?} are not a prefix of {:?}",
@@ -451,7 +278,7 @@ fn check_cancellation(
             events
         );
         if limit == 0 {
-            check_lazy(&harness)?;
+            check_lazy(&c)?;
         }
     }
     Ok(())
@@ -466,7 +293,7 @@ proptest! {
     #[test]
     fn for_each_matches_the_model_with_a_bracket(
         scripts in scripts(Release::Bracket),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         check_for_each(&scripts, &yields, Release::Bracket)?;
     }
@@ -475,7 +302,7 @@ proptest! {
     #[test]
     fn for_each_matches_the_model_with_release_by_drop(
         scripts in scripts(Release::Drop),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         check_for_each(&scripts, &yields, Release::Drop)?;
     }
@@ -485,7 +312,7 @@ proptest! {
     #[test]
     fn try_map_drained_matches_the_model_with_a_bracket(
         scripts in scripts(Release::Bracket),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         let calls = scripts.len() + 1;
         check_try_map(&scripts, &yields, Release::Bracket, calls)?;
@@ -495,7 +322,7 @@ proptest! {
     #[test]
     fn try_map_drained_matches_the_model_with_release_by_drop(
         scripts in scripts(Release::Drop),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         let calls = scripts.len() + 1;
         check_try_map(&scripts, &yields, Release::Drop, calls)?;
@@ -506,7 +333,7 @@ proptest! {
     #[test]
     fn try_map_stopped_early_leaves_nothing_live(
         (scripts, calls) in scripts_and_calls(Release::Bracket),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         check_try_map(&scripts, &yields, Release::Bracket, calls)?;
     }
@@ -516,7 +343,7 @@ proptest! {
     #[test]
     fn for_each_cancelled_at_every_poll_with_a_bracket(
         scripts in scripts_without_panics(Release::Bracket),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         check_cancellation(&scripts, &yields, Adapter::ForEach, Release::Bracket)?;
     }
@@ -525,7 +352,7 @@ proptest! {
     #[test]
     fn for_each_cancelled_at_every_poll_with_release_by_drop(
         scripts in scripts_without_panics(Release::Drop),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         check_cancellation(&scripts, &yields, Adapter::ForEach, Release::Drop)?;
     }
@@ -534,7 +361,7 @@ proptest! {
     #[test]
     fn try_map_cancelled_at_every_poll_with_a_bracket(
         scripts in scripts_without_panics(Release::Bracket),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         check_cancellation(&scripts, &yields, Adapter::TryMap, Release::Bracket)?;
     }
@@ -543,7 +370,7 @@ proptest! {
     #[test]
     fn try_map_cancelled_at_every_poll_with_release_by_drop(
         scripts in scripts_without_panics(Release::Drop),
-        yields in yields(),
+        yields in yields(MAX_YIELDS),
     ) {
         check_cancellation(&scripts, &yields, Adapter::TryMap, Release::Drop)?;
     }

@@ -21,6 +21,10 @@ use loopscope::testing::{Tracked, Tracker};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+/// The async harness of the stream adapters' property tests.
+#[cfg(feature = "stream")]
+pub mod stream;
+
 /// What one step of an item does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -481,14 +485,4 @@ pub fn check_calls(harness: &Harness, events: &[Event]) -> Result<(), TestCaseEr
         "invariant 4: items pulled from the input"
     );
     Ok(())
-}
-
-// ---------------------------------------------------------------- for async tests
-
-impl Resource {
-    /// The position of the item this resource was acquired for, so that an async
-    /// body or release can look up how long to wait before it calls the harness.
-    pub fn index(&self) -> usize {
-        self.index
-    }
 }
