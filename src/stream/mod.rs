@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures_util::{Stream, StreamExt as _};
 
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::scope::{AsyncScopeError, ConcurrentScopeError, scope};
+use self::scope::{AsyncScopeError, ConcurrentScopeError, by_release, scope};
 use self::try_map_scoped::TryMapScoped;
 use crate::{AsyncAcquire, ConcurrentAcquire};
 
@@ -103,20 +103,26 @@ pub trait ScopedStreamExt: Stream + Sized {
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnMut(&mut A::Resource) -> Result<T, EU>,
     {
-        async move {
-            let mut stream = pin!(self);
-            let mut index = 0;
-            loop {
-                // `let .. else`, not `while let`: the temporary of a `while let`
-                // lives through the whole body, and so in the state machine.
-                let Some(item) = stream.next().await else {
-                    break;
-                };
-                scope!(&mut acquire, body, item, index)?;
-                index += 1;
-            }
-            Ok(())
+        macro_rules! run {
+            ($path:ident) => {
+                async move {
+                    let mut stream = pin!(self);
+                    let mut index = 0;
+                    loop {
+                        // `let .. else`, not `while let`: the temporary of a
+                        // `while let` lives through the whole body, and so in the
+                        // state machine.
+                        let Some(item) = stream.next().await else {
+                            break;
+                        };
+                        scope!($path, &mut acquire, body, item, index)?;
+                        index += 1;
+                    }
+                    Ok(())
+                }
+            };
         }
+        by_release!(A::RELEASE_IS_DROP, run)
     }
 
     /// Maps each item through its own async scope: every item acquires one
@@ -168,12 +174,25 @@ pub trait ScopedStreamExt: Stream + Sized {
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnMut(&mut A::Resource) -> Result<T, EU>,
     {
-        TryMapScoped::new(
-            self,
-            acquire,
-            body,
-            try_map_scoped::step::<Self::Item, A, B, T, EU>,
-        )
+        macro_rules! build {
+            (by_drop) => {
+                TryMapScoped::new(
+                    self,
+                    acquire,
+                    body,
+                    try_map_scoped::step_by_drop::<_, A, B, T, EU>,
+                )
+            };
+            (guarded) => {
+                TryMapScoped::new(
+                    self,
+                    acquire,
+                    body,
+                    try_map_scoped::step_guarded::<_, A, B, T, EU>,
+                )
+            };
+        }
+        by_release!(A::RELEASE_IS_DROP, build)
     }
 
     /// Like [`for_each_scoped`](Self::for_each_scoped), but runs up to `limit`
@@ -248,32 +267,37 @@ pub trait ScopedStreamExt: Stream + Sized {
         B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
     {
         let limit = concurrent::limit(limit);
-        async move {
-            let mut first_error = None;
-            // Items already pulled but not yet started when the first error
-            // arrives are skipped: nothing is acquired after it.
-            let failed = AtomicBool::new(false);
-            let start = |item, index| {
-                let (acquire, body, failed) = (&acquire, &body, &failed);
+        macro_rules! run {
+            ($path:ident) => {
                 async move {
-                    if failed.load(Ordering::Relaxed) {
-                        return None;
+                    let mut first_error = None;
+                    // Items already pulled but not yet started when the first
+                    // error arrives are skipped: nothing is acquired after it.
+                    let failed = AtomicBool::new(false);
+                    let start = |item, index| {
+                        let (acquire, body, failed) = (&acquire, &body, &failed);
+                        async move {
+                            if failed.load(Ordering::Relaxed) {
+                                return None;
+                            }
+                            Some(scope!($path, acquire, (*body), item, index))
+                        }
+                    };
+                    let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _>(
+                        self, limit, start
+                    ));
+                    while let Some(finished) = drive.as_mut().next().await {
+                        if let Some(Err(error)) = finished {
+                            failed.store(true, Ordering::Relaxed);
+                            drive.as_mut().stop();
+                            first_error.get_or_insert(error);
+                        }
                     }
-                    Some(scope!(acquire, (*body), item, index))
+                    first_error.map_or(Ok(()), Err)
                 }
             };
-            let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _>(
-                self, limit, start
-            ));
-            while let Some(finished) = drive.as_mut().next().await {
-                if let Some(Err(error)) = finished {
-                    failed.store(true, Ordering::Relaxed);
-                    drive.as_mut().stop();
-                    first_error.get_or_insert(error);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
         }
+        by_release!(A::RELEASE_IS_DROP, run)
     }
 
     /// Like [`try_map_scoped`](Self::try_map_scoped), but runs up to `limit`
@@ -399,21 +423,16 @@ where
     // One `Arc` for the stream, cloned into each item's future: the futures in
     // flight live in the stream itself, so they cannot borrow from it.
     let shared = Arc::new((acquire, body));
-    concurrent::drive::<O, _, _, _>(stream, limit, move |item, index| {
-        map_one(Arc::clone(&shared), item, index)
-    })
-}
-
-/// One item of the mapping adapters, with the acquire and the body it shares.
-async fn map_one<Item, A, B, T, EU>(
-    shared: Arc<(A, B)>,
-    item: Item,
-    index: usize,
-) -> Result<T, ConcurrentScopeError<A, Item, EU>>
-where
-    A: ConcurrentAcquire<Item>,
-    B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
-{
-    let (acquire, body) = &*shared;
-    scope!(acquire, (*body), item, index)
+    macro_rules! build {
+        ($path:ident) => {
+            concurrent::drive::<O, _, _, _>(stream, limit, move |item, index| {
+                let shared = Arc::clone(&shared);
+                async move {
+                    let (acquire, body) = &*shared;
+                    scope!($path, acquire, (*body), item, index)
+                }
+            })
+        };
+    }
+    by_release!(A::RELEASE_IS_DROP, build)
 }

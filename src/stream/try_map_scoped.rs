@@ -47,8 +47,9 @@ impl<St, A, B, S, Fut> TryMapScoped<St, A, B, S, Fut> {
     }
 }
 
-/// Runs one item's scope with the acquire and body it owns, and gives them back.
-pub(super) async fn step<Item, A, B, T, U>(
+/// Runs one item's scope with the acquire and body it owns, and gives them back;
+/// for a release that is only `Drop` (see [`scope!`]).
+pub(super) async fn step_by_drop<Item, A, B, T, U>(
     (mut acquire, mut body): (A, B),
     item: Item,
     index: usize,
@@ -57,7 +58,21 @@ where
     A: AsyncAcquire<Item>,
     B: AsyncFnMut(&mut A::Resource) -> Result<T, U>,
 {
-    let result = scope!(&mut acquire, body, item, index);
+    let result = scope!(by_drop, &mut acquire, body, item, index);
+    (result, (acquire, body))
+}
+
+/// [`step_by_drop`] for an async release.
+pub(super) async fn step_guarded<Item, A, B, T, U>(
+    (mut acquire, mut body): (A, B),
+    item: Item,
+    index: usize,
+) -> (Result<T, AsyncScopeError<A, Item, U>>, (A, B))
+where
+    A: AsyncAcquire<Item>,
+    B: AsyncFnMut(&mut A::Resource) -> Result<T, U>,
+{
+    let result = scope!(guarded, &mut acquire, body, item, index);
     (result, (acquire, body))
 }
 
