@@ -175,20 +175,17 @@ pub trait ScopedStreamExt: Stream + Sized {
         B: AsyncFnMut(&mut A::Resource) -> Result<T, EU>,
     {
         macro_rules! build {
-            (by_drop) => {
+            ($path:ident) => {
+                // Each item's future owns the acquire and the body while it
+                // runs, and hands them back (see `TryMapScoped`).
                 TryMapScoped::new(
                     self,
                     acquire,
                     body,
-                    try_map_scoped::step_by_drop::<_, A, B, T, EU>,
-                )
-            };
-            (guarded) => {
-                TryMapScoped::new(
-                    self,
-                    acquire,
-                    body,
-                    try_map_scoped::step_guarded::<_, A, B, T, EU>,
+                    |(mut acquire, mut body): (A, B), item, index| async move {
+                        let result = scope!($path, &mut acquire, body, item, index);
+                        (result, (acquire, body))
+                    },
                 )
             };
         }

@@ -5,9 +5,6 @@ use core::task::{Context, Poll, ready};
 use futures_util::Stream;
 use pin_project_lite::pin_project;
 
-use super::scope::{AsyncScopeError, scope};
-use crate::AsyncAcquire;
-
 pin_project! {
     /// The stream of [`try_map_scoped`](crate::ScopedStreamExt::try_map_scoped):
     /// one scope — acquire, use, release — per item.
@@ -16,8 +13,8 @@ pin_project! {
     /// its `.await`s, and a struct cannot lend its own fields to another of its
     /// fields without `unsafe`. So that future *owns* them while the item runs
     /// and hands them back when it ends: `parts` holds them between items. The
-    /// future's type is that of the `async fn` [`step`], which has no name: `S` is
-    /// the (zero-sized) type of that function, and `Fut` what it returns.
+    /// future is an `async` block, whose type has no name: `step` is the closure
+    /// `(parts, item, index) -> Fut` that makes it, and `S` its type.
     pub(super) struct TryMapScoped<St, A, B, S, Fut> {
         #[pin]
         stream: St,
@@ -45,35 +42,6 @@ impl<St, A, B, S, Fut> TryMapScoped<St, A, B, S, Fut> {
             index: 0,
         }
     }
-}
-
-/// Runs one item's scope with the acquire and body it owns, and gives them back;
-/// for a release that is only `Drop` (see [`scope!`]).
-pub(super) async fn step_by_drop<Item, A, B, T, U>(
-    (mut acquire, mut body): (A, B),
-    item: Item,
-    index: usize,
-) -> (Result<T, AsyncScopeError<A, Item, U>>, (A, B))
-where
-    A: AsyncAcquire<Item>,
-    B: AsyncFnMut(&mut A::Resource) -> Result<T, U>,
-{
-    let result = scope!(by_drop, &mut acquire, body, item, index);
-    (result, (acquire, body))
-}
-
-/// [`step_by_drop`] for an async release.
-pub(super) async fn step_guarded<Item, A, B, T, U>(
-    (mut acquire, mut body): (A, B),
-    item: Item,
-    index: usize,
-) -> (Result<T, AsyncScopeError<A, Item, U>>, (A, B))
-where
-    A: AsyncAcquire<Item>,
-    B: AsyncFnMut(&mut A::Resource) -> Result<T, U>,
-{
-    let result = scope!(guarded, &mut acquire, body, item, index);
-    (result, (acquire, body))
 }
 
 impl<St, A, B, S, Fut, Y> Stream for TryMapScoped<St, A, B, S, Fut>
