@@ -21,7 +21,7 @@ use tempfile::TempDir;
 
 /// Items per run of every workload.
 pub const ITEMS: usize = 1_000;
-/// Bytes in each file of the `files_*` workloads (`sync_adapters`).
+/// Bytes in each file of the file workloads.
 pub const FILE_LEN: usize = 128;
 
 /// The inputs, built once: the items of every workload, and the temporary files
@@ -29,7 +29,7 @@ pub const FILE_LEN: usize = 128;
 pub struct Fixture {
     pub items: Vec<u64>,
     /// Empty when no workload needs the files.
-    // Only the `files_*` workloads of `sync_adapters` read the paths.
+    // Only the file workloads (`files_*`, `stream_files_*`) read the paths.
     #[allow(dead_code)]
     pub paths: Vec<PathBuf>,
     /// Keeps the files alive; `None` when no workload needs them.
@@ -71,8 +71,8 @@ pub struct Pair {
     pub name: &'static str,
     pub hand_written: Workload,
     pub adapter: Workload,
-    /// Whether the workload reads the fixture's files (the `files_*` workloads
-    /// of `sync_adapters`): the fixture then creates them, and criterion takes
+    /// Whether the workload reads the fixture's files (`files_*`,
+    /// `stream_files_*`): the fixture then creates them, and criterion takes
     /// fewer, longer samples.
     pub files: bool,
 }
