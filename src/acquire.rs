@@ -12,7 +12,8 @@ use core::marker::PhantomData;
 ///
 /// Every [`Acquire::release`] is told the outcome, so that an implementation can,
 /// for example, commit a transaction when the body completed and roll it back
-/// otherwise. The closures of [`bracket`]`(..).release(..)` do not look at it.
+/// otherwise. A closure given to [`Bracket::release_with`] (or its async
+/// counterpart) is told it too; one given to [`Bracket::release`] is not.
 ///
 /// # Examples
 ///
@@ -32,10 +33,12 @@ pub enum Outcome {
     Failed,
     /// The body panicked; the panic resumes once the release has run.
     Panicked,
-    /// The item's work was dropped before it finished. No adapter passes it to
-    /// `release` today: the sync adapters run each item's scope to its end within
-    /// one call, and a cancelled async adapter cannot await a release — its
-    /// resource goes to `AsyncAcquire::release_on_cancel` instead.
+    /// The item's work was dropped before it finished: the async adapter was
+    /// cancelled mid-item. A cancelled adapter cannot await a release, so the
+    /// adapters never pass this to `release` themselves; an async bracket built
+    /// with `.release_with(..).spawn_on_cancel()` (feature `tokio`) passes it to
+    /// the release it spawns. The sync adapters run each item's scope to its end
+    /// within one call and never see it.
     Cancelled,
 }
 
@@ -261,6 +264,56 @@ impl<A, R> Bracket<A, R> {
     }
 }
 
+impl<A, R> Bracket<A, R> {
+    /// Like [`release`](Bracket::release), but `release` is also told how the
+    /// item's body ended, as an [`Outcome`]: commit what completed, roll back what
+    /// failed or panicked.
+    ///
+    /// `release` takes the resource by value and the outcome, and returns
+    /// `Result<(), E>`; it runs exactly once per acquired resource, with
+    /// [`Outcome::Completed`] when the body returned `Ok`, [`Outcome::Failed`]
+    /// when it returned `Err`, and [`Outcome::Panicked`] when it panicked (the
+    /// panic resumes after the release).
+    ///
+    /// # Examples
+    ///
+    /// A transaction per item, committed only when the item's work completed:
+    ///
+    /// ```
+    /// use loopscope::Outcome;
+    /// use loopscope::prelude::*;
+    ///
+    /// let mut committed = Vec::new();
+    /// let results: Vec<_> = [1, 2, 3]
+    ///     .into_iter()
+    ///     .try_map_scoped(
+    ///         bracket(|id: u32| Ok::<_, String>(vec![id])).release_with(|rows, outcome| {
+    ///             if outcome == Outcome::Completed {
+    ///                 committed.extend(rows); // commit
+    ///             } // otherwise: roll back, by dropping the rows
+    ///             Ok::<_, String>(())
+    ///         }),
+    ///         |rows| {
+    ///             rows.push(rows[0] * 10);
+    ///             if rows[0] == 2 { Err("constraint violated") } else { Ok(rows.len()) }
+    ///         },
+    ///     )
+    ///     .collect();
+    /// assert!(results[1].is_err());
+    /// assert_eq!(committed, [1, 10, 3, 30]);
+    /// ```
+    pub fn release_with<F, E>(self, release: F) -> WithRelease<A, R, WithOutcome<F>>
+    where
+        F: FnMut(R, Outcome) -> Result<(), E>,
+    {
+        WithRelease {
+            acquire: self.acquire,
+            release: WithOutcome { release },
+            resource: PhantomData,
+        }
+    }
+}
+
 impl<A: Clone, R> Clone for Bracket<A, R> {
     fn clone(&self) -> Self {
         Self {
@@ -356,5 +409,62 @@ where
     #[inline]
     fn release(&mut self, resource: R, _outcome: Outcome) -> Result<(), ER> {
         (self.release)(resource)
+    }
+}
+
+/// A release closure that is told each item's [`Outcome`]; made by
+/// [`Bracket::release_with`] (and, with the `stream` feature, by
+/// `AsyncBracket::release_with`).
+///
+/// It only marks the closure as one that takes `(resource, outcome)`: a
+/// [`WithRelease`] holding it passes the outcome on.
+///
+/// # Examples
+///
+/// ```
+/// use loopscope::{Outcome, WithOutcome, WithRelease};
+/// use loopscope::prelude::*;
+///
+/// fn open(id: u32) -> Result<u32, ()> { Ok(id) }
+/// fn close(_id: u32, outcome: Outcome) -> Result<(), ()> {
+///     if outcome.is_completed() { Ok(()) } else { Err(()) }
+/// }
+///
+/// let brackets: WithRelease<_, u32, WithOutcome<_>> = bracket(open).release_with(close);
+/// let error = [1, 2]
+///     .into_iter()
+///     .for_each_scoped(brackets, |id| if *id == 2 { Err(()) } else { Ok(()) })
+///     .unwrap_err();
+/// // Item 1's body failed, so `close` was told `Failed`, and failed too.
+/// assert_eq!((error.index(), error.release_error()), (1, Some(&())));
+/// ```
+#[derive(Clone)]
+pub struct WithOutcome<F> {
+    pub(crate) release: F,
+}
+
+impl<F> fmt::Debug for WithOutcome<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithOutcome").finish_non_exhaustive()
+    }
+}
+
+impl<Item, A, R, E, F, ER> Acquire<Item> for WithRelease<A, R, WithOutcome<F>>
+where
+    A: FnMut(Item) -> Result<R, E>,
+    F: FnMut(R, Outcome) -> Result<(), ER>,
+{
+    type Resource = R;
+    type Error = E;
+    type ReleaseError = ER;
+
+    #[inline]
+    fn acquire(&mut self, item: Item) -> Result<R, E> {
+        (self.acquire)(item)
+    }
+
+    #[inline]
+    fn release(&mut self, resource: R, outcome: Outcome) -> Result<(), ER> {
+        (self.release.release)(resource, outcome)
     }
 }

@@ -10,7 +10,7 @@ use core::fmt;
 use core::future::{self, Future};
 use core::marker::PhantomData;
 
-use crate::Outcome;
+use crate::{Outcome, WithOutcome};
 
 /// Acquires a resource for an item and releases it when the item is done, both
 /// asynchronously: the async counterpart of [`Acquire`](crate::Acquire).
@@ -412,6 +412,55 @@ impl<A, R> AsyncBracket<A, R> {
     }
 }
 
+impl<A, R> AsyncBracket<A, R> {
+    /// Like [`release`](AsyncBracket::release), but `release` is also told how
+    /// the item's body ended, as an [`Outcome`]: commit what completed, roll back
+    /// what failed, panicked or was cancelled.
+    ///
+    /// `release` (a `Fn`) takes the resource and the outcome and returns a future
+    /// of `Result<(), E>`. The adapter awaits it with [`Outcome::Completed`],
+    /// [`Outcome::Failed`] or [`Outcome::Panicked`]. A cancelled adapter cannot
+    /// await it: the resource is then dropped — or, after `.spawn_on_cancel()`
+    /// (feature `tokio`), this release is spawned with [`Outcome::Cancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::Outcome;
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let log = Mutex::new(Vec::new());
+    /// let results: Vec<_> = stream::iter([1, 2])
+    ///     .try_map_scoped(
+    ///         async_bracket(async |id: u32| Ok::<_, ()>(id)).release_with(|id, outcome| {
+    ///             let verdict = if outcome == Outcome::Completed { "commit" } else { "rollback" };
+    ///             log.lock().unwrap().push(format!("{verdict} {id}"));
+    ///             async { Ok::<_, ()>(()) } // e.g. `transaction.commit().await`
+    ///         }),
+    ///         async |id| if *id == 2 { Err("duplicate key") } else { Ok(*id) },
+    ///     )
+    ///     .collect()
+    ///     .await;
+    /// assert!(results[0].is_ok() && results[1].is_err());
+    /// assert_eq!(*log.lock().unwrap(), ["commit 1", "rollback 2"]);
+    /// # });
+    /// ```
+    pub fn release_with<F, Fut, E>(self, release: F) -> AsyncWithRelease<A, R, WithOutcome<F>>
+    where
+        F: Fn(R, Outcome) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+        AsyncWithRelease {
+            acquire: self.acquire,
+            release: WithOutcome { release },
+            resource: PhantomData,
+        }
+    }
+}
+
 impl<A: Clone, R> Clone for AsyncBracket<A, R> {
     fn clone(&self) -> Self {
         Self {
@@ -506,7 +555,7 @@ where
 pub struct AsyncWithRelease<A, R, F> {
     pub(crate) acquire: A,
     pub(crate) release: F,
-    resource: PhantomData<fn() -> R>,
+    pub(crate) resource: PhantomData<fn() -> R>,
 }
 
 impl<A: Clone, R, F: Clone> Clone for AsyncWithRelease<A, R, F> {
@@ -525,15 +574,14 @@ impl<A, R, F> fmt::Debug for AsyncWithRelease<A, R, F> {
     }
 }
 
-impl<Item, A, R, E, F, Fut, ER> ConcurrentAcquire<Item> for AsyncWithRelease<A, R, F>
+impl<Item, A, R, E, F> ConcurrentAcquire<Item> for AsyncWithRelease<A, R, F>
 where
     A: AsyncFn(Item) -> Result<R, E>,
-    F: Fn(R) -> Fut,
-    Fut: Future<Output = Result<(), ER>>,
+    F: AsyncRelease<R>,
 {
     type Resource = R;
     type Error = E;
-    type ReleaseError = ER;
+    type ReleaseError = F::Error;
 
     #[inline]
     fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
@@ -541,20 +589,19 @@ where
     }
 
     #[inline]
-    fn release(&self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), ER>> {
-        (self.release)(resource)
+    fn release(&self, resource: R, outcome: Outcome) -> impl Future<Output = Result<(), F::Error>> {
+        self.release.release(resource, outcome)
     }
 }
 
-impl<Item, A, R, E, F, Fut, ER> AsyncAcquire<Item> for AsyncWithRelease<A, R, F>
+impl<Item, A, R, E, F> AsyncAcquire<Item> for AsyncWithRelease<A, R, F>
 where
     A: AsyncFn(Item) -> Result<R, E>,
-    F: Fn(R) -> Fut,
-    Fut: Future<Output = Result<(), ER>>,
+    F: AsyncRelease<R>,
 {
     type Resource = R;
     type Error = E;
-    type ReleaseError = ER;
+    type ReleaseError = F::Error;
 
     #[inline]
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
@@ -562,7 +609,92 @@ where
     }
 
     #[inline]
-    fn release(&mut self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), ER>> {
-        (self.release)(resource)
+    fn release(
+        &mut self,
+        resource: R,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), F::Error>> {
+        self.release.release(resource, outcome)
+    }
+}
+
+/// The release of an [`AsyncWithRelease`]: what `async_bracket(..).release(..)`
+/// and its variants await for each resource.
+///
+/// Implemented for every closure `Fn(R) -> Fut` with `Fut` a future of
+/// `Result<(), E>` (given to [`AsyncBracket::release`], it never sees the
+/// outcome), for [`WithOutcome`] (made by [`AsyncBracket::release_with`]), and,
+/// with the `tokio` feature, for `ReleaseTimeout` (made by
+/// `AsyncWithRelease::release_timeout`). It is sealed: the crate builds its
+/// values, and may add methods to it.
+///
+/// # Examples
+///
+/// ```
+/// use loopscope::{AsyncRelease, Outcome};
+///
+/// let close = |name: String| async move { if name.is_empty() { Err("no name") } else { Ok(()) } };
+/// # futures::executor::block_on(async {
+/// assert_eq!(close.release("db".to_owned(), Outcome::Completed).await, Ok(()));
+/// # });
+/// ```
+pub trait AsyncRelease<R>: sealed::Sealed<R> {
+    /// The error of a failed release.
+    type Error;
+    /// The future of one release.
+    type Future: Future<Output = Result<(), Self::Error>>;
+
+    /// Starts releasing `resource`, whose item ended with `outcome`.
+    fn release(&self, resource: R, outcome: Outcome) -> Self::Future;
+}
+
+impl<R, F, Fut, E> AsyncRelease<R> for F
+where
+    F: Fn(R) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    type Error = E;
+    type Future = Fut;
+
+    #[inline]
+    fn release(&self, resource: R, _outcome: Outcome) -> Fut {
+        self(resource)
+    }
+}
+
+impl<R, F, Fut, E> AsyncRelease<R> for WithOutcome<F>
+where
+    F: Fn(R, Outcome) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    type Error = E;
+    type Future = Fut;
+
+    #[inline]
+    fn release(&self, resource: R, outcome: Outcome) -> Fut {
+        (self.release)(resource, outcome)
+    }
+}
+
+/// Keeps [`AsyncRelease`] to the crate's own release types.
+pub(crate) mod sealed {
+    use core::future::Future;
+
+    use crate::{Outcome, WithOutcome};
+
+    pub trait Sealed<R> {}
+
+    impl<R, F, Fut, E> Sealed<R> for F
+    where
+        F: Fn(R) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
+    }
+
+    impl<R, F, Fut, E> Sealed<R> for WithOutcome<F>
+    where
+        F: Fn(R, Outcome) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+    {
     }
 }

@@ -163,7 +163,10 @@ mod io_conversions {
     use std::io;
 
     impl<R> ScopedError<io::Error, io::Error, R> {
-        fn io_kind(&self, release_kind: impl FnOnce(&R) -> io::ErrorKind) -> io::ErrorKind {
+        pub(crate) fn io_kind(
+            &self,
+            release_kind: impl FnOnce(&R) -> io::ErrorKind,
+        ) -> io::ErrorKind {
             match self {
                 Self::Acquire { source, .. } | Self::Use { source, .. } => source.kind(),
                 Self::Release { source, .. } => release_kind(source),

@@ -125,17 +125,18 @@ pub mod testing;
 #[cfg(feature = "tokio")]
 mod tokio;
 
-pub use self::acquire::{Acquire, Bracket, Outcome, WithRelease, bracket};
+pub use self::acquire::{Acquire, Bracket, Outcome, WithOutcome, WithRelease, bracket};
 pub use self::error::ScopedError;
 pub use self::iter::{ScopedIterExt, TryMapScoped};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use self::tokio::SpawnOnCancel;
+pub use self::tokio::{ReleaseTimeout, ReleaseTimeoutError, SpawnOnCancel, TimedRelease};
 #[cfg(feature = "stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::{
     async_acquire::{
-        AsyncAcquire, AsyncBracket, AsyncWithRelease, ConcurrentAcquire, async_bracket,
+        AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, ConcurrentAcquire,
+        async_bracket,
     },
     stream::ScopedStreamExt,
 };

@@ -1,10 +1,16 @@
-//! Release on cancellation by spawning the async release on the current tokio
-//! runtime (feature `tokio`).
+//! Async brackets that lean on the tokio runtime (feature `tokio`): a release
+//! spawned on cancellation, and a deadline for a release.
 
 use core::fmt;
 use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+use core::time::Duration;
 
-use crate::{AsyncAcquire, AsyncWithRelease, ConcurrentAcquire, Outcome};
+use pin_project_lite::pin_project;
+
+use crate::async_acquire::sealed::Sealed;
+use crate::{AsyncAcquire, AsyncRelease, AsyncWithRelease, ConcurrentAcquire, Outcome};
 
 impl<A, R, F> AsyncWithRelease<A, R, F> {
     /// When the adapter is dropped mid-item (a timeout, a `select!`), spawns the
@@ -12,7 +18,8 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
     /// so that the `shutdown().await` or `sync_all().await` still happens.
     ///
     /// Outside a runtime (or while it shuts down) the resource is released by its
-    /// `Drop`, as without this option. The spawned release's error has no caller
+    /// `Drop`, as without this option. A release given by `.release_with(..)` is
+    /// told [`Outcome::Cancelled`]. The spawned release's error has no caller
     /// to go to, and is dropped. A release already running when the adapter is
     /// dropped is dropped with it: a release that must finish whatever happens
     /// can spawn itself (`|s| async move { tokio::spawn(close(s)).await.. }`).
@@ -102,31 +109,31 @@ impl<A, R, F> fmt::Debug for SpawnOnCancel<A, R, F> {
     }
 }
 
-/// Spawns `release(resource)` on the current runtime, or drops the resource when
-/// there is none.
-fn spawn_release<R, F, Fut, E>(release: &F, resource: R)
+/// Spawns the release of `resource`, told [`Outcome::Cancelled`], on the current
+/// runtime, or drops the resource when there is none.
+fn spawn_release<R, F>(release: &F, resource: R)
 where
-    F: Fn(R) -> Fut,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Send + 'static,
+    F: AsyncRelease<R>,
+    F::Future: Send + 'static,
+    F::Error: Send + 'static,
 {
     match tokio::runtime::Handle::try_current() {
         // The task is detached: nobody is left to await it.
-        Ok(runtime) => drop(runtime.spawn(release(resource))),
+        Ok(runtime) => drop(runtime.spawn(release.release(resource, Outcome::Cancelled))),
         Err(_) => drop(resource),
     }
 }
 
-impl<Item, A, R, E, F, Fut, ER> AsyncAcquire<Item> for SpawnOnCancel<A, R, F>
+impl<Item, A, R, E, F> AsyncAcquire<Item> for SpawnOnCancel<A, R, F>
 where
     A: AsyncFn(Item) -> Result<R, E>,
-    F: Fn(R) -> Fut,
-    Fut: Future<Output = Result<(), ER>> + Send + 'static,
-    ER: Send + 'static,
+    F: AsyncRelease<R>,
+    F::Future: Send + 'static,
+    F::Error: Send + 'static,
 {
     type Resource = R;
     type Error = E;
-    type ReleaseError = ER;
+    type ReleaseError = F::Error;
 
     #[inline]
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
@@ -134,8 +141,12 @@ where
     }
 
     #[inline]
-    fn release(&mut self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), ER>> {
-        (self.bracket.release)(resource)
+    fn release(
+        &mut self,
+        resource: R,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), F::Error>> {
+        self.bracket.release.release(resource, outcome)
     }
 
     fn release_on_cancel(&mut self, resource: R) {
@@ -143,16 +154,16 @@ where
     }
 }
 
-impl<Item, A, R, E, F, Fut, ER> ConcurrentAcquire<Item> for SpawnOnCancel<A, R, F>
+impl<Item, A, R, E, F> ConcurrentAcquire<Item> for SpawnOnCancel<A, R, F>
 where
     A: AsyncFn(Item) -> Result<R, E>,
-    F: Fn(R) -> Fut,
-    Fut: Future<Output = Result<(), ER>> + Send + 'static,
-    ER: Send + 'static,
+    F: AsyncRelease<R>,
+    F::Future: Send + 'static,
+    F::Error: Send + 'static,
 {
     type Resource = R;
     type Error = E;
-    type ReleaseError = ER;
+    type ReleaseError = F::Error;
 
     #[inline]
     fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
@@ -160,11 +171,250 @@ where
     }
 
     #[inline]
-    fn release(&self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), ER>> {
-        (self.bracket.release)(resource)
+    fn release(&self, resource: R, outcome: Outcome) -> impl Future<Output = Result<(), F::Error>> {
+        self.bracket.release.release(resource, outcome)
     }
 
     fn release_on_cancel(&self, resource: R) {
         spawn_release(&self.bracket.release, resource);
+    }
+}
+
+impl<A, R, F> AsyncWithRelease<A, R, F> {
+    /// Gives each release a deadline: a release that has not finished `after`
+    /// it started is abandoned — its future is dropped, and the resource with it
+    /// — and reported as [`ReleaseTimeoutError::TimedOut`], so that the item
+    /// ends and its slot under the limit is free for the next one.
+    ///
+    /// A release that finishes in time reports its own error as
+    /// [`ReleaseTimeoutError::Failed`]. Combine with
+    /// [`spawn_on_cancel`](AsyncWithRelease::spawn_on_cancel) by calling this
+    /// first: `.release(..).release_timeout(d).spawn_on_cancel()`; the spawned
+    /// release then has the deadline too.
+    ///
+    /// # Panics
+    ///
+    /// The deadline is a tokio timer: a release started outside a tokio runtime
+    /// with the time driver enabled panics, as `tokio::time::timeout` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::ReleaseTimeoutError;
+    /// use loopscope::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let results: Vec<_> = stream::iter([1, 2])
+    ///     .try_map_scoped(
+    ///         async_bracket(async |id: u32| Ok::<_, ()>(id))
+    ///             .release(async |id: u32| {
+    ///                 if id == 1 {
+    ///                     std::future::pending::<()>().await; // a peer that never answers
+    ///                 }
+    ///                 Ok::<_, ()>(())
+    ///             })
+    ///             .release_timeout(Duration::from_secs(5)),
+    ///         async |id| Ok::<_, ()>(*id),
+    ///     )
+    ///     .collect()
+    ///     .await;
+    /// let error = results[0].as_ref().unwrap_err();
+    /// assert_eq!(
+    ///     error.release_error(),
+    ///     Some(&ReleaseTimeoutError::TimedOut { after: Duration::from_secs(5) }),
+    /// );
+    /// assert_eq!(results[1], Ok(2)); // the next item went on
+    /// # }
+    /// ```
+    pub fn release_timeout(self, after: Duration) -> AsyncWithRelease<A, R, ReleaseTimeout<F>> {
+        AsyncWithRelease {
+            acquire: self.acquire,
+            release: ReleaseTimeout {
+                release: self.release,
+                after,
+            },
+            resource: core::marker::PhantomData,
+        }
+    }
+}
+
+/// A release with a deadline; made by
+/// [`AsyncWithRelease::release_timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::{AsyncWithRelease, ReleaseTimeout};
+/// use loopscope::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let connections: AsyncWithRelease<_, u32, ReleaseTimeout<_>> =
+///     async_bracket(async |port: u32| Ok::<_, std::io::Error>(port))
+///         .release(async |_port: u32| Ok::<_, std::io::Error>(())) // quick: in time
+///         .release_timeout(Duration::from_secs(2));
+/// stream::iter([80, 443])
+///     .for_each_scoped_concurrent(2, connections, async |_port| Ok::<_, std::io::Error>(()))
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ReleaseTimeout<F> {
+    release: F,
+    after: Duration,
+}
+
+impl<F> fmt::Debug for ReleaseTimeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReleaseTimeout")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R, F: AsyncRelease<R>> Sealed<R> for ReleaseTimeout<F> {}
+
+impl<R, F: AsyncRelease<R>> AsyncRelease<R> for ReleaseTimeout<F> {
+    type Error = ReleaseTimeoutError<F::Error>;
+    type Future = TimedRelease<F::Future>;
+
+    fn release(&self, resource: R, outcome: Outcome) -> Self::Future {
+        TimedRelease {
+            release: tokio::time::timeout(self.after, self.release.release(resource, outcome)),
+            after: self.after,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a release with a deadline: the [`AsyncRelease::Future`] of
+    /// [`ReleaseTimeout`].
+    ///
+    /// # Examples
+    ///
+    /// A stuck release reaches `fn main() -> io::Result<()>` as
+    /// [`ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut):
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::time::Duration;
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// async fn run() -> io::Result<()> {
+    ///     stream::iter([1])
+    ///         .for_each_scoped(
+    ///             async_bracket(async |id: u32| Ok::<_, io::Error>(id))
+    ///                 .release(async |_id: u32| std::future::pending::<io::Result<()>>().await)
+    ///                 .release_timeout(Duration::from_secs(1)),
+    ///             async |_id| Ok::<_, io::Error>(()),
+    ///         )
+    ///         .await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// assert_eq!(run().await.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    /// # }
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct TimedRelease<Fut> {
+        #[pin]
+        release: tokio::time::Timeout<Fut>,
+        after: Duration,
+    }
+}
+
+impl<Fut> fmt::Debug for TimedRelease<Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimedRelease")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Fut, E> Future for TimedRelease<Fut>
+where
+    Fut: Future<Output = Result<(), E>>,
+{
+    type Output = Result<(), ReleaseTimeoutError<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        Poll::Ready(match ready!(this.release.poll(cx)) {
+            Ok(released) => released.map_err(ReleaseTimeoutError::Failed),
+            Err(_elapsed) => Err(ReleaseTimeoutError::TimedOut { after: *this.after }),
+        })
+    }
+}
+
+/// The error of a release with a deadline
+/// ([`AsyncWithRelease::release_timeout`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use loopscope::ReleaseTimeoutError;
+///
+/// let stuck: ReleaseTimeoutError<io::Error> =
+///     ReleaseTimeoutError::TimedOut { after: Duration::from_secs(5) };
+/// assert_eq!(stuck.to_string(), "the release did not finish within 5s; the resource was dropped");
+/// // `?` in an `io::Result` function keeps it apart as `ErrorKind::TimedOut`.
+/// assert_eq!(io::Error::from(stuck).kind(), io::ErrorKind::TimedOut);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseTimeoutError<E> {
+    /// The release finished in time, with this error.
+    #[error("the release failed")]
+    Failed(#[source] E),
+    /// The release did not finish within `after`: it was abandoned, and the
+    /// resource dropped.
+    #[error("the release did not finish within {after:?}; the resource was dropped")]
+    TimedOut {
+        /// The deadline that passed.
+        after: Duration,
+    },
+}
+
+/// `Failed` gives back the release's own error; `TimedOut` becomes an error of
+/// kind [`TimedOut`](std::io::ErrorKind::TimedOut).
+impl From<ReleaseTimeoutError<std::io::Error>> for std::io::Error {
+    fn from(error: ReleaseTimeoutError<std::io::Error>) -> Self {
+        match error {
+            ReleaseTimeoutError::Failed(source) => source,
+            timed_out @ ReleaseTimeoutError::TimedOut { .. } => {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, timed_out)
+            }
+        }
+    }
+}
+
+/// Keeps the [`ErrorKind`](std::io::ErrorKind) of the step that failed; a
+/// release past its deadline is [`TimedOut`](std::io::ErrorKind::TimedOut).
+impl From<crate::ScopedError<std::io::Error, std::io::Error, ReleaseTimeoutError<std::io::Error>>>
+    for std::io::Error
+{
+    fn from(
+        error: crate::ScopedError<
+            std::io::Error,
+            std::io::Error,
+            ReleaseTimeoutError<std::io::Error>,
+        >,
+    ) -> Self {
+        let kind = error.io_kind(|release| match release {
+            ReleaseTimeoutError::Failed(source) => source.kind(),
+            ReleaseTimeoutError::TimedOut { .. } => std::io::ErrorKind::TimedOut,
+        });
+        std::io::Error::new(kind, error)
     }
 }
