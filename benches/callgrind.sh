@@ -9,6 +9,7 @@
 #   bash benches/callgrind.sh files_for_each ...  # only these workloads
 #   bash benches/callgrind.sh --bench stream_adapters [workload ...]
 #   LOOPSCOPE_CALLGRIND_REPS=20 bash benches/callgrind.sh
+#   LOOPSCOPE_CALLGRIND_FEATURES=tracing bash benches/callgrind.sh  # extra features
 #
 # Needs valgrind. It builds the bench binary of benches/<bench>.rs (--bench, or
 # LOOPSCOPE_CALLGRIND_BENCH; default sync_adapters) in the bench (release)
@@ -54,8 +55,12 @@ command -v valgrind >/dev/null || {
 }
 
 # Build, and take the bench executable from cargo's JSON messages.
+features=()
+if [[ -n ${LOOPSCOPE_CALLGRIND_FEATURES:-} ]]; then
+    features=(--features "$LOOPSCOPE_CALLGRIND_FEATURES")
+fi
 bin=$(
-    cargo bench --bench "$bench" --no-run --message-format=json-render-diagnostics |
+    cargo bench --bench "$bench" "${features[@]}" --no-run --message-format=json-render-diagnostics |
         grep "\"name\":\"$bench\"" |
         grep -o '"executable":"[^"]*"' |
         tail -n 1 |

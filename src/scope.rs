@@ -2,7 +2,7 @@
 
 use scopeguard::ScopeGuard;
 
-use crate::{Acquire, Outcome, ScopedError};
+use crate::{Acquire, Outcome, ScopedError, trace};
 
 /// The error type of a scope run with the acquire `A` and a body failing with `U`.
 pub(crate) type ScopeError<A, Item, U> =
@@ -22,9 +22,13 @@ where
     A: Acquire<Item>,
     B: FnMut(&mut A::Resource) -> Result<T, U>,
 {
-    let resource = acquire
-        .acquire(item)
-        .map_err(|source| ScopedError::Acquire { index, source })?;
+    trace::item_span!(span, index);
+    trace::enter!(span);
+    let resource = acquire.acquire(item).map_err(|source| {
+        trace::acquire_failed!(span, index);
+        ScopedError::Acquire { index, source }
+    })?;
+    trace::acquired!(span);
 
     // The guard only ever fires while `body` unwinds: on every other path it is
     // disarmed by `into_inner` below, and the release runs in the open, where its
@@ -32,12 +36,17 @@ where
     // Guarding the resource alone (not a tuple with `acquire`) keeps the loop from
     // storing an extra pointer per item.
     let mut armed = scopeguard::guard(resource, |resource| {
-        release_while_unwinding(acquire, resource);
+        trace::body_panicked!(span, index);
+        let fate = release_while_unwinding(acquire, resource);
+        trace::released_after_panic!(span, &fate, index);
+        drop(fate);
     });
     let used = body(&mut armed);
     let resource = ScopeGuard::into_inner(armed);
+    trace::body_result!(span, &used, index);
 
     let released = acquire.release(resource, outcome_of(&used));
+    trace::released!(span, &released, outcome_of(&used), index);
     conclude(used, released, index)
 }
 
@@ -70,6 +79,11 @@ pub(crate) fn conclude<T, EA, U, ER>(
     }
 }
 
+/// How a release run while the body's panic unwinds ended: its result, or
+/// `Err(())` if it panicked too. Only the `tracing` feature looks at it: the
+/// caller gets the body's panic, not a `Result`.
+type Fate<E> = Result<Result<(), E>, ()>;
+
 /// Releases a resource while the body's panic unwinds.
 ///
 /// A panic escaping a destructor during unwinding aborts the process, so with
@@ -78,9 +92,12 @@ pub(crate) fn conclude<T, EA, U, ER>(
 /// the panic, not a `Result`.
 #[cfg(feature = "std")]
 #[cold]
-fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
+fn release_while_unwinding<Item, A: Acquire<Item>>(
+    acquire: &mut A,
+    resource: A::Resource,
+) -> Fate<A::ReleaseError> {
     let release = std::panic::AssertUnwindSafe(|| acquire.release(resource, Outcome::Panicked));
-    drop(std::panic::catch_unwind(release));
+    std::panic::catch_unwind(release).map_err(drop)
 }
 
 /// Releases a resource while the body's panic unwinds.
@@ -89,6 +106,9 @@ fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A:
 /// any destructor that panics during unwinding does.
 #[cfg(not(feature = "std"))]
 #[cold]
-fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
-    drop(acquire.release(resource, Outcome::Panicked));
+fn release_while_unwinding<Item, A: Acquire<Item>>(
+    acquire: &mut A,
+    resource: A::Resource,
+) -> Fate<A::ReleaseError> {
+    Ok(acquire.release(resource, Outcome::Panicked))
 }

@@ -4,34 +4,31 @@
 //! the items handled in input order and nothing acquired after the first failure.
 //!
 //! Each item's acquire, body and release succeed, fail or panic as a generated
-//! script says; see `common` for the scripts, the model and the checks.
+//! script says, injected by the `loopscope::testing` fault wrappers; see `common`
+//! for the scripts, the model and the checks.
 #![cfg(feature = "testing")]
 
 mod common;
 
 use common::{
-    Ending, Harness, Item, Release, RunModel, catch, check_calls, check_resources, failure,
-    model_for_each, scripts,
+    Ending, Harness, ItemScript, Release, RunModel, catch, check_calls, check_resources, failure,
+    model_for_each, release_is_called, scripts,
 };
 use loopscope::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 /// Runs `for_each_scoped` over the scripted items and checks it against the model.
-fn check(scripts: &[common::ItemScript], release: Release) -> Result<(), TestCaseError> {
-    let harness = Harness::new();
-    let h = &harness;
+fn check(scripts: &[ItemScript], release: Release) -> Result<(), TestCaseError> {
+    let h = Harness::new(scripts, release);
     let ending: Ending<()> = catch(|| match release {
         Release::Bracket => h
-            .items(scripts)
-            .for_each_scoped(
-                bracket(|item: Item| h.acquire(item)).release(|resource| h.release(resource)),
-                |resource| h.body(resource),
-            )
+            .items()
+            .for_each_scoped(h.bracket_acquire(), h.body())
             .map_err(failure),
         Release::Drop => h
-            .items(scripts)
-            .for_each_scoped(|item: Item| h.acquire(item), |resource| h.body(resource))
+            .items()
+            .for_each_scoped(h.drop_acquire(), h.body())
             .map_err(failure),
     });
 
@@ -39,14 +36,14 @@ fn check(scripts: &[common::ItemScript], release: Release) -> Result<(), TestCas
         ending: expected,
         events,
         acquired,
-    } = model_for_each(scripts, release);
+    } = model_for_each(scripts, release, release_is_called(release, true));
     prop_assert_eq!(
         ending,
         expected,
         "invariant 3: the error (step, index, both errors) or panic payload"
     );
-    check_resources(&harness, acquired)?;
-    check_calls(&harness, &events)
+    check_resources(&h, acquired)?;
+    check_calls(&h, &events)
 }
 
 proptest! {

@@ -3,16 +3,18 @@
 //! `try_map_scoped_concurrent` (input order) and `try_map_scoped_unordered`
 //! (completion order) — for invariants 1–6 of the design.
 //!
-//! The acquire, body and release are async closures that first wait a generated
-//! number of polls, different for each item (a future that returns `Pending` that
-//! many times, waking itself), and then call the scripted harness of the sync
-//! tests: each step succeeds, fails or panics as the item's script says. So the
-//! items in flight finish in an order that depends on the case, not on the input.
+//! The acquire, body and release are async closures wrapped by the
+//! `loopscope::testing` fault kit: each step first waits a generated number of
+//! polls, different for each item (a future that returns `Pending` that many
+//! times, waking itself), and then succeeds, fails or panics as the item's script
+//! says — the scripts of the sync tests. So the items in flight finish in an
+//! order that depends on the case, not on the input.
 //!
 //! Everything is driven on one thread with `futures::executor::block_on` (or
 //! polled by hand with a no-op waker), not with tokio's paused clock: the waits
 //! are counted in polls, so a case runs the same way every time, needs no timer
-//! and can be cancelled at each of its polls exactly. Only the `spawn_on_cancel`
+//! and can be cancelled at each of its polls exactly (the kit's
+//! `try_cancel_at_every_poll`). Only the `spawn_on_cancel`
 //! property needs a runtime (the spawned releases run on it): a tokio
 //! `current_thread` runtime, inside which the adapter is still polled by hand.
 
@@ -21,7 +23,6 @@ mod common;
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::fmt::Debug;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::{Pin, pin};
@@ -29,17 +30,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use common::stream::{
-    AsyncHarness, Polled, YieldN, Yields, poll_future, poll_stream, scripts_without_panics,
+    Polled, ScriptedAcquire, Yields, poll_future, poll_stream, scripts_without_panics,
     with_acquire, yields,
 };
 use common::{
-    AcquireFailed, BodyFailed, Event, Failure, Injected, Item, ItemScript, MAX_ITEMS, Release,
-    ReleaseFailed, Resource, Stage, Step, Used, catch, failure, model_item, scripts,
+    Act, Event, Failure, Harness, ItemScript, MAX_ITEMS, Release, Used, catch, failure,
+    release_is_called, scripts,
 };
 use futures::executor::block_on;
 use futures::stream::{self, Stream, StreamExt as _};
 use loopscope::prelude::*;
-use loopscope::testing::{Tracked, Tracker};
+use loopscope::testing::{
+    InjectedFault, Step, Tracked, Tracker, try_cancel_at_every_poll,
+    try_cancel_stream_at_every_poll, yield_n,
+};
 use loopscope::{ConcurrentAcquire, ScopedError};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -53,6 +57,12 @@ fn limits() -> impl Strategy<Value = usize> {
 }
 
 // ---------------------------------------------------------------- the harness
+
+/// The model of one item in the async adapters (a release by `Drop` makes no
+/// call).
+fn model_item(index: usize, script: ItemScript, release: Release) -> common::ItemModel {
+    common::model_item(index, script, release, release_is_called(release, false))
+}
 
 /// The harness events of item `index`, in order.
 fn events_of(events: &[Event], index: usize) -> Vec<Event> {
@@ -123,7 +133,7 @@ struct Ran<T, E> {
     /// The streams' items, in the order they were yielded.
     yielded: Vec<Result<T, E>>,
     /// The injected panic that came out of the adapter, if any (it was then dropped).
-    panicked: Option<Injected>,
+    panicked: Option<InjectedFault>,
 }
 
 /// Builds the adapter, calls `lazy` before its first poll, and runs it on
@@ -215,14 +225,14 @@ where
 // ---------------------------------------------------------------- the checks
 
 /// Invariant 4 before the first poll: nothing pulled, nothing acquired.
-fn check_lazy(c: &AsyncHarness) -> Result<(), TestCaseError> {
-    prop_assert_eq!(c.h.pulled(), 0, "invariant 4: pulled before the first poll");
+fn check_lazy(h: &Harness) -> Result<(), TestCaseError> {
+    prop_assert_eq!(h.pulled(), 0, "invariant 4: pulled before the first poll");
     prop_assert!(
-        c.started().is_empty() && c.h.events().is_empty(),
+        h.started().is_empty() && h.events().is_empty(),
         "invariant 4: acquire called before the first poll"
     );
     prop_assert!(
-        c.h.tracker.acquired().is_empty(),
+        h.tracker().acquired().is_empty(),
         "invariant 4: acquired before the first poll"
     );
     Ok(())
@@ -250,12 +260,12 @@ fn check_resources(tracker: &Tracker, limit: usize, when: &str) -> Result<(), Te
 /// — exactly the model's calls, the release awaited — and it was called once.
 /// Returns the items started.
 fn check_started_items_completed(
-    c: &AsyncHarness,
+    h: &Harness,
     scripts: &[ItemScript],
     release: Release,
 ) -> Result<BTreeSet<usize>, TestCaseError> {
-    let events = c.h.events();
-    let started: Vec<usize> = c.started().iter().map(|&(index, _)| index).collect();
+    let events = h.events();
+    let started: Vec<usize> = h.started().iter().map(|&(index, _)| index).collect();
     let set: BTreeSet<usize> = started.iter().copied().collect();
     prop_assert_eq!(set.len(), started.len(), "an item's acquire started twice");
     for (index, &script) in scripts.iter().enumerate() {
@@ -273,9 +283,9 @@ fn check_started_items_completed(
     }
     let acquired = set
         .iter()
-        .filter(|&&index| scripts[index].acquire == Step::Ok)
+        .filter(|&&index| scripts[index].acquire == Act::Ok)
         .count();
-    prop_assert_eq!(c.h.tracker.acquired().len(), acquired, "resources acquired");
+    prop_assert_eq!(h.tracker().acquired().len(), acquired, "resources acquired");
     Ok(set)
 }
 
@@ -296,53 +306,49 @@ fn expected_results(scripts: &[ItemScript], release: Release) -> Vec<Result<Used
 /// the error is the scripted failure of the first failing item to *complete*,
 /// every item started ran to its end (releases awaited) before the future
 /// returned, and no acquire started after that first failure completed.
-fn for_each_with<A, R>(
-    c: &AsyncHarness,
+fn for_each_with(
+    h: &Harness,
     scripts: &[ItemScript],
-    yields: &[Yields],
     release: Release,
     limit: usize,
-    acquire: A,
-) -> Result<(), TestCaseError>
-where
-    A: ConcurrentAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = R>,
-    R: Into<ReleaseFailed> + Debug,
-{
+    acquire: impl ScriptedAcquire,
+) -> Result<(), TestCaseError> {
     let ran = run_adapter(
-        stream::iter(c.h.items(scripts)),
+        stream::iter(h.items()),
         Adapter::ForEach,
         limit,
         acquire,
-        c.body(yields),
-        || check_lazy(c),
+        h.async_body(),
+        || check_lazy(h),
         |_| Ok(()),
     )?;
     let returned = ran.returned.expect("for_each returns").map_err(failure);
     // Quiescence, at the moment the future returned: `block_on` returned with
     // it, and nothing has run since.
-    let (live, released) = (c.h.tracker.live(), c.h.tracker.released().len());
+    let tracker = h.tracker();
+    let (live, released) = (tracker.live(), tracker.released().len());
     prop_assert_eq!(live, 0, "invariant 5: live when the future returned");
     prop_assert_eq!(
         released,
-        c.h.tracker.acquired().len(),
+        tracker.acquired().len(),
         "invariant 5: releases completed when the future returned"
     );
     if release == Release::Bracket {
-        let completed =
-            c.h.events()
-                .iter()
-                .filter(|event| matches!(event, Event::Release(_)))
-                .count();
+        let completed = h
+            .events()
+            .iter()
+            .filter(|event| matches!(event, Event::Release(_)))
+            .count();
         prop_assert_eq!(
             completed,
-            c.h.tracker.acquired().len(),
+            tracker.acquired().len(),
             "invariant 5: async releases completed (awaited) when the future returned"
         );
     }
-    check_resources(&c.h.tracker, limit, "after the future returned")?;
-    let started = check_started_items_completed(c, scripts, release)?;
+    check_resources(&tracker, limit, "after the future returned")?;
+    let started = check_started_items_completed(h, scripts, release)?;
 
-    let events = c.h.events();
+    let events = h.events();
     let first_failure = started
         .iter()
         .copied()
@@ -368,7 +374,7 @@ where
                 "invariant 3: the error of the first item to fail (item {})",
                 index
             );
-            for (item, logged) in c.started() {
+            for (item, logged) in h.started() {
                 prop_assert!(
                     logged <= end,
                     "invariant 4: item {}'s acquire started after item {}'s failure completed",
@@ -387,9 +393,9 @@ fn check_for_each(
     release: Release,
     limit: usize,
 ) -> Result<(), TestCaseError> {
-    let c = AsyncHarness::new();
-    with_acquire!(release, c, yields, |acquire| for_each_with(
-        &c, scripts, yields, release, limit, acquire
+    let h = Harness::with_yields(scripts, release, yields);
+    with_acquire!(release, h, |acquire| for_each_with(
+        &h, scripts, release, limit, acquire
     ))
 }
 
@@ -399,33 +405,28 @@ fn check_for_each(
 /// invariants 1–5: one result per item, each the model's; in input order, or in
 /// the order the items' scopes ended; each yielded only once its release
 /// completed.
-fn map_with<A, R>(
-    c: &AsyncHarness,
+fn map_with(
+    h: &Harness,
     scripts: &[ItemScript],
-    yields: &[Yields],
     release: Release,
     limit: usize,
     adapter: Adapter,
-    acquire: A,
-) -> Result<(), TestCaseError>
-where
-    A: ConcurrentAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = R>,
-    R: Into<ReleaseFailed> + Debug,
-{
+    acquire: impl ScriptedAcquire,
+) -> Result<(), TestCaseError> {
     let ran = run_adapter(
-        stream::iter(c.h.items(scripts)),
+        stream::iter(h.items()),
         adapter,
         limit,
         acquire,
-        c.body(yields),
-        || check_lazy(c),
+        h.async_body(),
+        || check_lazy(h),
         |result| {
             let index = match result {
                 Ok(Used(index)) => *index,
                 Err(error) => error.index(),
             };
             prop_assert_eq!(
-                events_of(&c.h.events(), index),
+                events_of(&h.events(), index),
                 model_item(index, scripts[index], release).events,
                 "invariant 5: item {}'s result yielded before its scope ended",
                 index
@@ -439,8 +440,8 @@ where
         .into_iter()
         .map(|result| result.map_err(failure))
         .collect();
-    check_resources(&c.h.tracker, limit, "after the stream ended")?;
-    let started = check_started_items_completed(c, scripts, release)?;
+    check_resources(&h.tracker(), limit, "after the stream ended")?;
+    let started = check_started_items_completed(h, scripts, release)?;
     prop_assert_eq!(started.len(), scripts.len(), "every item is run");
 
     let expected = expected_results(scripts, release);
@@ -458,7 +459,7 @@ where
                 &expected,
                 "invariant 3: one result per item, the model's"
             );
-            let events = c.h.events();
+            let events = h.events();
             let mut by_end: Vec<usize> = (0..scripts.len()).collect();
             by_end.sort_by_key(|&index| end_of(&events, scripts, index, release));
             let order: Vec<usize> = yielded.iter().map(index_of).collect();
@@ -476,9 +477,9 @@ fn check_map(
     limit: usize,
     adapter: Adapter,
 ) -> Result<(), TestCaseError> {
-    let c = AsyncHarness::new();
-    with_acquire!(release, c, yields, |acquire| map_with(
-        &c, scripts, yields, release, limit, adapter, acquire
+    let h = Harness::with_yields(scripts, release, yields);
+    with_acquire!(release, h, |acquire| map_with(
+        &h, scripts, release, limit, adapter, acquire
     ))
 }
 
@@ -494,26 +495,26 @@ fn check_panics(
     limit: usize,
     adapter: Adapter,
 ) -> Result<(), TestCaseError> {
-    let c = AsyncHarness::new();
-    let items = stream::iter(c.h.items(scripts));
-    let panicked = with_acquire!(release, c, yields, |acquire| run_adapter(
+    let h = Harness::with_yields(scripts, release, yields);
+    let items = stream::iter(h.items());
+    let panicked = with_acquire!(release, h, |acquire| run_adapter(
         items,
         adapter,
         limit,
         acquire,
-        c.body(yields),
+        h.async_body(),
         || Ok(()),
         |_| Ok(()),
     )?
     .panicked);
-    check_resources(&c.h.tracker, limit, "after a run with panics")?;
-    if let Some(Injected { index, stage }) = panicked {
+    check_resources(&h.tracker(), limit, "after a run with panics")?;
+    if let Some(InjectedFault { index, step, .. }) = panicked {
         let script = scripts[index];
-        let events = c.h.events();
-        match stage {
-            Stage::Acquire => prop_assert_eq!(script.acquire, Step::Panic),
-            Stage::Body => {
-                prop_assert_eq!(script.body, Step::Panic);
+        let events = h.events();
+        match step {
+            Step::Acquire => prop_assert_eq!(script.acquire, Act::Panic),
+            Step::Use => {
+                prop_assert_eq!(script.body, Act::Panic);
                 if release == Release::Bracket {
                     prop_assert!(
                         events.contains(&Event::Release(index)),
@@ -522,11 +523,11 @@ fn check_panics(
                     );
                 }
             }
-            Stage::Release => {
-                prop_assert_eq!(script.release, Step::Panic);
+            Step::Release => {
+                prop_assert_eq!(script.release, Act::Panic);
                 prop_assert_ne!(
                     script.body,
-                    Step::Panic,
+                    Act::Panic,
                     "a release's panic after a body's panic is discarded"
                 );
             }
@@ -576,7 +577,7 @@ fn check_peak_reached(
     let opened = Cell::new(false);
     let target = limit.min(n);
     let acquire = async |index: usize| {
-        YieldN(yields[index].acquire).await;
+        yield_n(yields[index].acquire).await;
         Ok::<_, Infallible>((index, tracker.acquire()))
     };
     let body = async |resource: &mut (usize, Tracked)| {
@@ -587,7 +588,7 @@ fn check_peak_reached(
             polls: 0,
         }
         .await;
-        YieldN(yields[resource.0].body).await;
+        yield_n(yields[resource.0].body).await;
         Ok::<_, Infallible>(resource.0)
     };
     let ran = run_adapter(
@@ -659,39 +660,58 @@ fn check_cancellation(
     limit: usize,
     adapter: Adapter,
 ) -> Result<(), TestCaseError> {
-    let poll = |c: &AsyncHarness, cap: usize| {
-        let items = stream::iter(c.h.items(scripts));
-        with_acquire!(release, c, yields, |acquire| poll_adapter(
-            items,
-            adapter,
-            limit,
-            acquire,
-            c.body(yields),
-            cap
-        ))
-    };
-    let full = poll(&AsyncHarness::new(), usize::MAX);
-    prop_assert!(full.finished);
-    for cap in 0..=full.polls {
-        let c = AsyncHarness::new();
-        let polled = poll(&c, cap);
-        prop_assert_eq!(
-            polled.finished,
-            cap == full.polls,
-            "a run is deterministic: finished after {} polls of {}",
-            polled.polls,
-            full.polls
-        );
+    let h = Harness::with_yields(scripts, release, yields);
+    let check = |polls: usize| -> Result<(), TestCaseError> {
         check_resources(
-            &c.h.tracker,
+            &h.tracker(),
             limit,
-            &format!("after being dropped after {cap} polls"),
+            &format!("after being dropped after {polls} polls"),
         )?;
-        if cap == 0 {
-            check_lazy(&c)?;
+        if polls == 0 {
+            check_lazy(&h)?;
         }
-    }
+        Ok(())
+    };
+    match release {
+        Release::Bracket => {
+            cancel_at_every_poll(&h, adapter, limit, || h.async_bracket_acquire(), check)?
+        }
+        Release::Drop => {
+            cancel_at_every_poll(&h, adapter, limit, || h.async_drop_acquire(), check)?
+        }
+    };
     Ok(())
+}
+
+/// Drops the adapter after every possible number of polls (the kit's
+/// `try_cancel_at_every_poll`), each run on a reset harness with a fresh
+/// acquire, calling `check` after each drop; returns the number of polls a full
+/// run takes.
+fn cancel_at_every_poll<A: ScriptedAcquire>(
+    h: &Harness,
+    adapter: Adapter,
+    limit: usize,
+    acquire: impl Fn() -> A,
+    check: impl FnMut(usize) -> Result<(), TestCaseError>,
+) -> Result<usize, TestCaseError> {
+    let items = || {
+        h.reset();
+        stream::iter(h.items())
+    };
+    match adapter {
+        Adapter::ForEach => try_cancel_at_every_poll(
+            || items().for_each_scoped_concurrent(limit, acquire(), h.async_body()),
+            check,
+        ),
+        Adapter::Ordered => try_cancel_stream_at_every_poll(
+            || items().try_map_scoped_concurrent(limit, acquire(), h.async_body()),
+            check,
+        ),
+        Adapter::Unordered => try_cancel_stream_at_every_poll(
+            || items().try_map_scoped_unordered(limit, acquire(), h.async_body()),
+            check,
+        ),
+    }
 }
 
 /// What the `Send` harness of the `spawn_on_cancel` test logs.
@@ -748,17 +768,17 @@ fn check_spawn_on_cancel(
         .build()
         .expect("a runtime");
     let poll = |tracker: &Tracker, notes: &Notes, cap: usize| {
-        let acquire = async_bracket(async |(index, script): Item| {
-            YieldN(yields[index].acquire).await;
+        let acquire = async_bracket(async |(index, script): (usize, ItemScript)| {
+            yield_n(yields[index].acquire).await;
             match script.acquire {
-                Step::Ok => {
+                Act::Ok => {
                     notes.push(Note::Acquired(index));
                     Ok(Held {
                         index,
                         tracked: tracker.acquire(),
                     })
                 }
-                _ => Err(AcquireFailed(index)),
+                _ => Err(InjectedFault::new(Step::Acquire, index)),
             }
         })
         .release(|held: Held| {
@@ -767,14 +787,14 @@ fn check_spawn_on_cancel(
             let (notes, wait, fails) = (
                 notes.clone(),
                 yields[index].release,
-                scripts[index].release != Step::Ok,
+                scripts[index].release != Act::Ok,
             );
             async move {
-                YieldN(wait).await;
+                yield_n(wait).await;
                 notes.push(Note::ReleaseDone(index));
                 held.tracked.release();
                 if fails {
-                    Err(ReleaseFailed(index))
+                    Err(InjectedFault::new(Step::Release, index))
                 } else {
                     Ok(())
                 }
@@ -782,11 +802,11 @@ fn check_spawn_on_cancel(
         })
         .spawn_on_cancel();
         let body = async |held: &mut Held| {
-            YieldN(yields[held.index].body).await;
-            if scripts[held.index].body == Step::Ok {
+            yield_n(yields[held.index].body).await;
+            if scripts[held.index].body == Act::Ok {
                 Ok(held.index)
             } else {
-                Err(BodyFailed(held.index))
+                Err(InjectedFault::new(Step::Use, held.index))
             }
         };
         poll_adapter(

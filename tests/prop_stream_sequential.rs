@@ -3,57 +3,59 @@
 //! `try_map_scoped` on a `Stream`, against the model of the sync adapters, for
 //! invariants 1–6 of the design.
 //!
-//! The acquire, body and release are async closures that first wait a generated
-//! number of polls (a future that returns `Pending` that many times, waking itself)
-//! and then call the same scripted harness as the sync tests: each step succeeds,
-//! fails or panics as the item's script says. Everything runs on one thread,
-//! deterministically.
+//! The acquire, body and release are async closures wrapped by the
+//! `loopscope::testing` fault kit: each step first waits a generated number of
+//! polls (a future that returns `Pending` that many times, waking itself) and
+//! then succeeds, fails or panics as the item's script says — the same scripts
+//! and model as the sync tests. Everything runs on one thread, deterministically.
 //!
 //! - The results, the calls made (in order) and the resources acquired match the
-//!   sync model: the async scope adds waiting, not behaviour. The harness logs an
-//!   async release when it *completes*, so the call order also shows that each
-//!   release is awaited before the next acquire starts (invariants 1, 4, 5).
-//! - Cancellation (invariant 6): the adapter is polled `k` times by hand and then
-//!   dropped, for every `k` from 0 to the number of polls a full run takes; every
-//!   resource acquired is still released exactly once.
+//!   sync model: the async scope adds waiting, not behaviour. The kit records a
+//!   step's call when it *ends*, so the call order also shows that each release
+//!   is awaited before the next acquire ends (invariants 1, 4, 5).
+//! - Cancellation (invariant 6): with the kit's `try_cancel_at_every_poll`, the
+//!   adapter is polled `k` times by hand and then dropped, for every `k` from 0
+//!   to the number of polls a full run takes; every resource acquired is still
+//!   released exactly once.
 
 mod common;
 
-use std::fmt::Debug;
 use std::pin::pin;
 
-use common::stream::{
-    AsyncHarness, Polled, Yields, poll_future, poll_stream, scripts_without_panics, with_acquire,
-    yields,
-};
+use common::stream::{ScriptedAcquire, Yields, scripts_without_panics, with_acquire, yields};
 use common::{
-    AcquireFailed, Ending, Event, Item, ItemScript, Release, ReleaseFailed, Resource, RunModel,
-    Used, catch, check_calls, check_resources, failure, model_for_each, model_try_map, scripts,
+    Ending, Event, Harness, ItemScript, Release, RunModel, Used, catch, check_calls,
+    check_resources, failure, model_for_each, model_try_map, release_is_called, scripts,
     scripts_and_calls,
 };
 use futures::executor::block_on;
 use futures::stream::{self, StreamExt as _};
-use loopscope::AsyncAcquire;
 use loopscope::prelude::*;
+use loopscope::testing::{try_cancel_at_every_poll, try_cancel_stream_at_every_poll};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 /// The most polls a step waits.
 const MAX_YIELDS: usize = 3;
 
+/// Whether the adapter calls the release the kit sees: see `release_is_called`.
+fn called(release: Release) -> bool {
+    release_is_called(release, false)
+}
+
 /// Invariant 4 before the first poll: the adapter exists, and has neither pulled
 /// an item nor acquired anything.
-fn check_lazy(c: &AsyncHarness) -> Result<(), TestCaseError> {
-    check_calls(&c.h, &[])?;
+fn check_lazy(h: &Harness) -> Result<(), TestCaseError> {
+    check_calls(h, &[])?;
     prop_assert!(
-        c.h.tracker.acquired().is_empty(),
+        h.tracker().acquired().is_empty(),
         "invariant 4: acquired before the first poll"
     );
     Ok(())
 }
 
 /// How many polls the model's calls take: one `Pending` per wait of each call
-/// made. (A release by `Drop` logs no call and does not wait.)
+/// made. (A release by `Drop` makes no call and does not wait.)
 fn waits(events: &[Event], yields: &[Yields]) -> usize {
     events
         .iter()
@@ -68,27 +70,21 @@ fn waits(events: &[Event], yields: &[Yields]) -> usize {
 // ---------------------------------------------------------------- for_each_scoped
 
 /// Runs `for_each_scoped` on an executor and checks it against the sync model.
-fn for_each_with<A, R>(
-    c: &AsyncHarness,
+fn for_each_with(
+    h: &Harness,
     scripts: &[ItemScript],
-    yields: &[Yields],
     release: Release,
-    acquire: A,
-) -> Result<(), TestCaseError>
-where
-    A: AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = R>,
-    R: Into<ReleaseFailed> + Debug,
-{
-    let h = &c.h;
-    let future = stream::iter(h.items(scripts)).for_each_scoped(acquire, c.body(yields));
-    check_lazy(c)?;
+    acquire: impl ScriptedAcquire,
+) -> Result<(), TestCaseError> {
+    let future = stream::iter(h.items()).for_each_scoped(acquire, h.async_body());
+    check_lazy(h)?;
     let ending: Ending<()> = catch(|| block_on(future)).map(|result| result.map_err(failure));
 
     let RunModel {
         ending: expected,
         events,
         acquired,
-    } = model_for_each(scripts, release);
+    } = model_for_each(scripts, release, called(release));
     prop_assert_eq!(
         ending,
         expected,
@@ -104,9 +100,9 @@ fn check_for_each(
     yields: &[Yields],
     release: Release,
 ) -> Result<(), TestCaseError> {
-    let c = AsyncHarness::new();
-    with_acquire!(release, c, yields, |acquire| for_each_with(
-        &c, scripts, yields, release, acquire
+    let h = Harness::with_yields(scripts, release, yields);
+    with_acquire!(release, h, |acquire| for_each_with(
+        &h, scripts, release, acquire
     ))
 }
 
@@ -115,28 +111,22 @@ fn check_for_each(
 /// Calls `next()` on an executor up to `calls` times, checking each result and
 /// the calls made so far against the sync model; stops after a panic (the stream
 /// must not be polled again), then drops the stream and checks the resources.
-fn try_map_with<A, R>(
-    c: &AsyncHarness,
+fn try_map_with(
+    h: &Harness,
     scripts: &[ItemScript],
-    yields: &[Yields],
     release: Release,
     calls: usize,
-    acquire: A,
-) -> Result<(), TestCaseError>
-where
-    A: AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = R>,
-    R: Into<ReleaseFailed> + Debug,
-{
-    let h = &c.h;
-    let results = stream::iter(h.items(scripts)).try_map_scoped(acquire, c.body(yields));
+    acquire: impl ScriptedAcquire,
+) -> Result<(), TestCaseError> {
+    let model = |calls| model_try_map(scripts, release, called(release), calls);
+    let results = stream::iter(h.items()).try_map_scoped(acquire, h.async_body());
     // The stream is dropped at the end of this block, before the final checks.
     let made = {
         let mut results = pin!(results);
-        check_lazy(c)?;
+        check_lazy(h)?;
 
-        let model = model_try_map(scripts, release, calls);
         let mut made = 0;
-        for (call, expected) in model.yields.iter().enumerate() {
+        for (call, expected) in model(calls).yields.iter().enumerate() {
             let ending: Option<Ending<Used>> = match catch(|| block_on(results.next())) {
                 Ok(next) => next.map(|result| Ok(result.map_err(failure))),
                 Err(injected) => Some(Err(injected)),
@@ -151,9 +141,9 @@ where
             );
             // Each next() handles exactly one item, and its release has completed
             // before the result is yielded.
-            check_calls(h, &model_try_map(scripts, release, made).events)?;
+            check_calls(h, &model(made).events)?;
             prop_assert_eq!(
-                h.tracker.live(),
+                h.tracker().live(),
                 0,
                 "invariants 2 and 5: a resource live after next() call {}",
                 call
@@ -164,7 +154,7 @@ where
         }
         made
     };
-    check_resources(h, model_try_map(scripts, release, made).acquired)
+    check_resources(h, model(made).acquired)
 }
 
 fn check_try_map(
@@ -173,9 +163,9 @@ fn check_try_map(
     release: Release,
     calls: usize,
 ) -> Result<(), TestCaseError> {
-    let c = AsyncHarness::new();
-    with_acquire!(release, c, yields, |acquire| try_map_with(
-        &c, scripts, yields, release, calls, acquire
+    let h = Harness::with_yields(scripts, release, yields);
+    with_acquire!(release, h, |acquire| try_map_with(
+        &h, scripts, release, calls, acquire
     ))
 }
 
@@ -188,21 +178,31 @@ enum Adapter {
     TryMap,
 }
 
-/// Builds the adapter over the scripted items and polls it at most `cap` times,
-/// then drops it.
-fn poll_adapter(
-    c: &AsyncHarness,
-    scripts: &[ItemScript],
-    yields: &[Yields],
+/// Drops the adapter after every possible number of polls, each run on a reset
+/// harness with a fresh acquire, calling `check` after each drop; returns the
+/// number of polls a full run takes.
+fn cancel_at_every_poll<A: ScriptedAcquire>(
+    h: &Harness,
     adapter: Adapter,
-    release: Release,
-    cap: usize,
-) -> Polled {
-    let items = stream::iter(c.h.items(scripts));
-    with_acquire!(release, c, yields, |acquire| match adapter {
-        Adapter::ForEach => poll_future(items.for_each_scoped(acquire, c.body(yields)), cap),
-        Adapter::TryMap => poll_stream(items.try_map_scoped(acquire, c.body(yields)), cap),
-    })
+    acquire: impl Fn() -> A,
+    check: impl FnMut(usize) -> Result<(), TestCaseError>,
+) -> Result<usize, TestCaseError> {
+    match adapter {
+        Adapter::ForEach => try_cancel_at_every_poll(
+            || {
+                h.reset();
+                stream::iter(h.items()).for_each_scoped(acquire(), h.async_body())
+            },
+            check,
+        ),
+        Adapter::TryMap => try_cancel_stream_at_every_poll(
+            || {
+                h.reset();
+                stream::iter(h.items()).try_map_scoped(acquire(), h.async_body())
+            },
+            check,
+        ),
+    }
 }
 
 /// Invariant 6: dropped after any number of polls, from none to a full run, the
@@ -219,40 +219,20 @@ fn check_cancellation(
     // of each item's result and the one that returns `None`.
     let (events, full_polls) = match adapter {
         Adapter::ForEach => {
-            let events = model_for_each(scripts, release).events;
+            let events = model_for_each(scripts, release, called(release)).events;
             let polls = waits(&events, yields) + 1;
             (events, polls)
         }
         Adapter::TryMap => {
-            let events = model_try_map(scripts, release, scripts.len()).events;
+            let events = model_try_map(scripts, release, called(release), scripts.len()).events;
             let polls = waits(&events, yields) + scripts.len() + 1;
             (events, polls)
         }
     };
 
-    let c = AsyncHarness::new();
-    let full = poll_adapter(&c, scripts, yields, adapter, release, full_polls + 1);
-    prop_assert_eq!(
-        full,
-        Polled {
-            polls: full_polls,
-            finished: true
-        },
-        "a full run takes exactly one poll per wait (so every poll point is cancelled at below)"
-    );
-    check_calls(&c.h, &events)?;
-
-    for limit in 0..=full_polls {
-        let c = AsyncHarness::new();
-        let polled = poll_adapter(&c, scripts, yields, adapter, release, limit);
-        prop_assert_eq!(
-            polled.finished,
-            limit == full_polls,
-            "finished after {} polls of {}",
-            polled.polls,
-            full_polls
-        );
-        let tracker = &c.h.tracker;
+    let h = Harness::with_yields(scripts, release, yields);
+    let check = |polls: usize| -> Result<(), TestCaseError> {
+        let tracker = h.tracker();
         prop_assert!(
             tracker.peak() <= 1,
             "invariant 1 (peak): {} live at once",
@@ -262,25 +242,38 @@ fn check_cancellation(
             tracker.live(),
             0,
             "invariant 6: live after being dropped after {} polls",
-            limit
+            polls
         );
         tracker.check_released_exactly_once().map_err(|mismatch| {
             TestCaseError::fail(format!(
-                "invariant 6 (exactly once), dropped after {limit} polls: {mismatch}"
+                "invariant 6 (exactly once), dropped after {polls} polls: {mismatch}"
             ))
         })?;
-        let made = c.h.events();
+        let made = h.events();
         prop_assert!(
             events.starts_with(&made),
             "dropped after {} polls: calls {:?} are not a prefix of {:?}",
-            limit,
+            polls,
             made,
             events
         );
-        if limit == 0 {
-            check_lazy(&c)?;
+        if polls == 0 {
+            check_lazy(&h)?;
         }
-    }
+        if polls == full_polls {
+            check_calls(&h, &events)?;
+        }
+        Ok(())
+    };
+    let polls = match release {
+        Release::Bracket => cancel_at_every_poll(&h, adapter, || h.async_bracket_acquire(), check)?,
+        Release::Drop => cancel_at_every_poll(&h, adapter, || h.async_drop_acquire(), check)?,
+    };
+    prop_assert_eq!(
+        polls,
+        full_polls,
+        "a full run takes exactly one poll per wait (so every poll point is cancelled at)"
+    );
     Ok(())
 }
 

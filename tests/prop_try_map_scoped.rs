@@ -5,17 +5,15 @@
 //! input order, and nothing acquired — nor pulled from the input — before `next()`.
 //!
 //! Each item's acquire, body and release succeed, fail or panic as a generated
-//! script says; a panic out of `next()` is caught and the consumer goes on. See
+//! script says, injected by the `loopscope::testing` fault wrappers; a panic out of `next()` is caught and the consumer goes on. See
 //! `common` for the scripts, the model and the checks.
 #![cfg(feature = "testing")]
 
 mod common;
 
-use std::fmt::Debug;
-
 use common::{
-    Ending, Error, Harness, Item, ItemScript, Release, ReleaseFailed, Used, catch, check_calls,
-    check_resources, failure, model_try_map, scripts, scripts_and_calls,
+    Ending, Error, Harness, ItemScript, Release, Used, catch, check_calls, check_resources,
+    failure, model_try_map, release_is_called, scripts, scripts_and_calls,
 };
 use loopscope::prelude::*;
 use proptest::prelude::*;
@@ -24,26 +22,22 @@ use proptest::test_runner::TestCaseError;
 /// Calls `next()` `calls` times (catching injected panics and going on), checking
 /// after each call the result, the calls made so far and that nothing is live;
 /// then drops the iterator and checks the resources.
-fn consume<I, R>(
+fn consume(
     harness: &Harness,
-    mut results: I,
+    mut results: impl Iterator<Item = Result<Used, Error>>,
     scripts: &[ItemScript],
     release: Release,
     calls: usize,
-) -> Result<(), TestCaseError>
-where
-    I: Iterator<Item = Result<Used, Error<R>>>,
-    R: Into<ReleaseFailed> + Debug,
-{
+) -> Result<(), TestCaseError> {
     // Lazy: nothing acquired, nothing pulled from the input, before `next()`.
     check_calls(harness, &[])?;
     prop_assert!(
-        harness.tracker.acquired().is_empty(),
+        harness.tracker().acquired().is_empty(),
         "invariant 4: acquired before the first next()"
     );
 
-    let model = model_try_map(scripts, release, calls);
-    for (call, expected) in model.yields.iter().enumerate() {
+    let model = |calls| model_try_map(scripts, release, release_is_called(release, true), calls);
+    for (call, expected) in model(calls).yields.iter().enumerate() {
         let ending: Option<Ending<Used>> = match catch(|| results.next()) {
             Ok(next) => next.map(|result| Ok(result.map_err(failure))),
             Err(injected) => Some(Err(injected)),
@@ -56,35 +50,29 @@ where
             call
         );
         // Each next() handles exactly one item, and releases it before returning.
-        check_calls(harness, &model_try_map(scripts, release, call + 1).events)?;
+        check_calls(harness, &model(call + 1).events)?;
         prop_assert_eq!(
-            harness.tracker.live(),
+            harness.tracker().live(),
             0,
             "invariant 2: a resource live after next() call {}",
             call
         );
     }
     drop(results);
-    check_resources(harness, model.acquired)
+    check_resources(harness, model(calls).acquired)
 }
 
 /// Runs `try_map_scoped` over the scripted items and checks it against the model.
 fn check(scripts: &[ItemScript], release: Release, calls: usize) -> Result<(), TestCaseError> {
-    let harness = Harness::new();
-    let h = &harness;
+    let h = Harness::new(scripts, release);
     match release {
         Release::Bracket => {
-            let results = h.items(scripts).try_map_scoped(
-                bracket(|item: Item| h.acquire(item)).release(|resource| h.release(resource)),
-                |resource| h.body(resource),
-            );
-            consume(h, results, scripts, release, calls)
+            let results = h.items().try_map_scoped(h.bracket_acquire(), h.body());
+            consume(&h, results, scripts, release, calls)
         }
         Release::Drop => {
-            let results = h
-                .items(scripts)
-                .try_map_scoped(|item: Item| h.acquire(item), |resource| h.body(resource));
-            consume(h, results, scripts, release, calls)
+            let results = h.items().try_map_scoped(h.drop_acquire(), h.body());
+            consume(&h, results, scripts, release, calls)
         }
     }
 }

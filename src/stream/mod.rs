@@ -2,6 +2,8 @@
 
 mod concurrent;
 mod scope;
+#[cfg(feature = "tokio")]
+mod spawned;
 mod try_map_scoped;
 
 use core::future::Future;
@@ -399,6 +401,196 @@ pub trait ScopedStreamExt: Stream + Sized {
             acquire,
             body,
         )
+    }
+
+    /// Like [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent), but
+    /// runs each item's whole scope — acquire, use, release — as a tokio task, so
+    /// that it makes progress, and releases its resource, while the consumer of
+    /// the results is busy elsewhere.
+    ///
+    /// With `buffered(limit)` or
+    /// [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent), the items
+    /// in flight run only while the stream is polled: a consumer that spends a
+    /// while on each result keeps up to `limit` connections open and idle
+    /// meanwhile. Here the tasks run on their own; the stream only pulls new
+    /// items when it is polled, so at most `limit` tasks exist — at most `limit`
+    /// live resources, and at most `limit` finished results waiting for the
+    /// consumer — and `limit` do when the stream and the items allow it. Results
+    /// come in input order, one `Result` per item, as with `buffered`; the stream
+    /// does not stop at an error. When it ends, every release has completed.
+    ///
+    /// Prefer it when the consumer is slow and the resources are scarce (pooled
+    /// connections, file descriptors, locks). Its cost: a task per item and two
+    /// hand-offs between threads — a few microseconds per item, noise beside a
+    /// network round trip but far more than a trivial item costs in
+    /// [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent) — a
+    /// thread per adapter (see below), and `Send + Sync + 'static` closures with
+    /// `Send + 'static` items, values and errors (the resources and the futures
+    /// need not be `Send`). When the consumer keeps up,
+    /// [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent) does the
+    /// same work for less.
+    ///
+    /// The tasks run on a thread of the adapter's own, started at the first
+    /// item and ended with the adapter, as local tasks driven with the current
+    /// runtime's [`Handle`](tokio::runtime::Handle) — so they use its timers
+    /// and I/O, and their futures need not be `Send`, which a generic `AsyncFn`'s
+    /// futures cannot be shown to be on stable Rust. The items in flight run
+    /// concurrently on that thread, not in parallel: a body with heavy CPU work
+    /// should hand it to `tokio::task::spawn_blocking`.
+    ///
+    /// Dropping the stream (a timeout, a `select!`) aborts the tasks in flight:
+    /// none is polled again, and each held resource is released by its `Drop`,
+    /// or by the async release of an
+    /// [`async_bracket`](crate::async_bracket)`(..).release(..)`
+    /// [`.spawn_on_cancel()`](crate::AsyncWithRelease::spawn_on_cancel) spawned
+    /// on the runtime. This happens on the adapter's thread right after the
+    /// drop, not during it; a task being polled at that moment finishes that
+    /// poll first.
+    ///
+    /// `acquire` and `body` are as for
+    /// [`for_each_scoped_concurrent`](Self::for_each_scoped_concurrent), shared
+    /// by the tasks through one `Arc`.
+    ///
+    /// # Panics
+    ///
+    /// When `limit` is 0. When it pulls its first item outside a tokio runtime
+    /// (its tasks run with that runtime's handle). When a body panics, its
+    /// resource is released inside its task and the panic resumes out of
+    /// `poll_next`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// # type Error = ScopedError<std::io::Error, std::io::Error, std::convert::Infallible>;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let mut replies = std::pin::pin!(stream::iter(["/a", "/b", "/c"]).try_map_scoped_spawned(
+    ///     2,
+    ///     async |path: &str| Ok::<_, std::io::Error>(format!("connection for {path}")),
+    ///     async |connection| Ok::<_, std::io::Error>(connection.len()),
+    /// ));
+    /// while let Some(reply) = replies.next().await {
+    ///     let _length = reply?;
+    ///     // A slow consumer: meanwhile the next items are fetched, and their
+    ///     // connections closed, without waiting for it.
+    ///     tokio::time::sleep(Duration::from_millis(1)).await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    #[track_caller]
+    fn try_map_scoped_spawned<A, B, T, EU>(
+        self,
+        limit: usize,
+        acquire: A,
+        body: B,
+    ) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, Self::Item, EU>>>
+    where
+        Self::Item: Send + 'static,
+        A: ConcurrentAcquire<Self::Item> + Send + Sync + 'static,
+        B: AsyncFn(&mut A::Resource) -> Result<T, EU> + Send + Sync + 'static,
+        T: Send + 'static,
+        EU: Send + 'static,
+        A::Error: Send + 'static,
+        A::ReleaseError: Send + 'static,
+    {
+        spawned::try_map(self, concurrent::limit(limit), acquire, body)
+    }
+
+    /// Like [`for_each_scoped_concurrent`](Self::for_each_scoped_concurrent), but
+    /// runs each item's whole scope — acquire, use, release — as a tokio task.
+    ///
+    /// The tasks make progress on their own, also while the returned future is
+    /// not polled (the task awaiting it is busy elsewhere); new items are pulled
+    /// only while it is polled. At most `limit` tasks exist, so at most `limit`
+    /// resources are live, and `limit` are when the stream and the items allow
+    /// it. The tasks run as in
+    /// [`try_map_scoped_spawned`](Self::try_map_scoped_spawned), which says
+    /// when to prefer them and what they cost; here the values of `body` are
+    /// dropped in their task, so they need not be `Send`.
+    ///
+    /// Fail-fast, with quiescence: at the first error no new item is pulled or
+    /// acquired (tasks that had not acquired yet skip their item), the tasks
+    /// already running finish — bodies and releases — and only then the first
+    /// error is returned; the errors of the other tasks are dropped. So when the
+    /// future completes, `Ok` or `Err`, every release has completed. Dropping the
+    /// future aborts the tasks in flight, whose resources are then released by
+    /// `Drop` (or [`AsyncAcquire::release_on_cancel`]), on the adapter's thread
+    /// right after the drop.
+    ///
+    /// # Panics
+    ///
+    /// When `limit` is 0. When it pulls its first item outside a tokio runtime.
+    /// When a body panics: its resource is released inside its task, no new item is pulled,
+    /// the other tasks finish as after an error, and then the panic resumes (a
+    /// panic wins over an error).
+    ///
+    /// # Errors
+    ///
+    /// The first failure to reach the adapter, as a
+    /// [`ScopedError`](crate::ScopedError) with the item's index.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use futures::stream;
+    /// use loopscope::prelude::*;
+    ///
+    /// let runtime = tokio::runtime::Runtime::new()?;
+    /// let open = Arc::new(AtomicUsize::new(0));
+    /// let connections = {
+    ///     let (opening, closing) = (Arc::clone(&open), Arc::clone(&open));
+    ///     async_bracket(async move |id: u32| {
+    ///         opening.fetch_add(1, Ordering::SeqCst);
+    ///         Ok::<_, std::io::Error>(id)
+    ///     })
+    ///     .release(move |_id| {
+    ///         closing.fetch_sub(1, Ordering::SeqCst);
+    ///         async { Ok::<_, std::io::Error>(()) }
+    ///     })
+    /// };
+    /// let result = runtime.block_on(stream::iter(0..20).for_each_scoped_spawned(
+    ///     4,
+    ///     connections,
+    ///     async |id| {
+    ///         tokio::task::yield_now().await;
+    ///         if *id == 7 {
+    ///             return Err(std::io::Error::other("reset by peer"));
+    ///         }
+    ///         Ok(())
+    ///     },
+    /// ));
+    /// assert_eq!(result.unwrap_err().index(), 7);
+    /// // Every task had released its connection when the error came back.
+    /// assert_eq!(open.load(Ordering::SeqCst), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    #[track_caller]
+    fn for_each_scoped_spawned<A, B, T, EU>(
+        self,
+        limit: usize,
+        acquire: A,
+        body: B,
+    ) -> impl Future<Output = Result<(), ConcurrentScopeError<A, Self::Item, EU>>>
+    where
+        Self::Item: Send + 'static,
+        A: ConcurrentAcquire<Self::Item> + Send + Sync + 'static,
+        B: AsyncFn(&mut A::Resource) -> Result<T, EU> + Send + Sync + 'static,
+        EU: Send + 'static,
+        A::Error: Send + 'static,
+        A::ReleaseError: Send + 'static,
+    {
+        spawned::for_each(self, concurrent::limit(limit), acquire, body)
     }
 }
 

@@ -93,10 +93,47 @@ impl<Item, A: ConcurrentAcquire<Item>> Handle<Item> for &A {
 
 /// Awaits the release of a resource whose body panicked; its own panic or error
 /// has nowhere to go, since the caller gets the body's panic.
+#[cfg(not(feature = "tracing"))]
 #[cold]
 pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(handle: H, resource: H::Resource) {
     let release = async { handle.release(resource, Outcome::Panicked).await };
     drop(AssertUnwindSafe(release).catch_unwind().await);
+}
+
+/// Awaits the release of a resource whose body panicked, in the item's `span`,
+/// and reports how it ended: the `tracing` events are the only place its error
+/// or panic goes, since the caller gets the body's panic.
+///
+/// A version of its own rather than the plain one returning the release's fate:
+/// a different output type of this (never run) future changes how the adapters'
+/// hot paths compile, and the feature must leave them exactly as they are.
+#[cfg(feature = "tracing")]
+#[cold]
+pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(
+    handle: H,
+    resource: H::Resource,
+    span: tracing::Span,
+    index: usize,
+) {
+    let release = async { handle.release(resource, Outcome::Panicked).await };
+    let release = tracing::Instrument::instrument(release, span.clone());
+    let fate = AssertUnwindSafe(release).catch_unwind().await.map_err(drop);
+    crate::trace::released_after_panic!(span, &fate, index);
+}
+
+/// `release_after_panic(handle, resource)`, given the item's span and index
+/// with the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+macro_rules! call_release_after_panic {
+    ($span:ident, $index:expr, $handle:ident, $resource:ident) => {
+        $crate::stream::scope::release_after_panic($handle, $resource)
+    };
+}
+#[cfg(feature = "tracing")]
+macro_rules! call_release_after_panic {
+    ($span:ident, $index:expr, $handle:ident, $resource:ident) => {
+        $crate::stream::scope::release_after_panic($handle, $resource, $span, $index)
+    };
 }
 
 /// One item's scope, written out in the calling `async` block: acquires the
@@ -128,63 +165,102 @@ pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(handle: H, resour
 /// called on the closure type itself: calling it through std's
 /// `AsyncFnMut for &F` makes rustc unable to prove the adapters' futures `Send`
 /// ("implementation is not general enough"); `tests/auto_traits.rs` holds this.
+///
+/// With the `tracing` feature (see `crate::trace`), each scope makes the item's
+/// span, instruments the acquire, body and release futures with it — never
+/// entering it across an `.await` — and emits its events with the span as
+/// explicit parent; the `by_drop` form then also catches the body's panic, to
+/// report it and the drop that releases the resource before it resumes. Without
+/// the feature every `trace::` macro expands to nothing (or to its future,
+/// unchanged), and the scope compiles as it did before: the benches' instruction
+/// counts are the same to the instruction.
 macro_rules! scope {
     (by_drop, $handle:expr, $body:expr, $item:expr, $index:expr) => {
         'scope: {
-            let mut resource = match $crate::stream::scope::Handle::acquire($handle, $item).await {
+            $crate::trace::item_span!(span, $index);
+            let mut resource = match $crate::trace::instrument!(
+                span,
+                $crate::stream::scope::Handle::acquire($handle, $item)
+            )
+            .await
+            {
                 Ok(resource) => resource,
                 Err(source) => {
+                    $crate::trace::acquire_failed!(span, $index);
                     break 'scope Err($crate::ScopedError::Acquire {
                         index: $index,
                         source,
                     });
                 }
             };
+            $crate::trace::acquired!(span);
             // The resource is dropped — released — at the end of this block,
-            // before the item's result is reported.
-            match $body(&mut resource).await {
-                Ok(value) => Ok(value),
-                Err(source) => Err($crate::ScopedError::Use {
-                    index: $index,
-                    source,
-                    release: None,
-                }),
+            // before the item's result is reported (with `tracing`, in the
+            // arms, so that the `released` event follows the drop).
+            match $crate::trace::await_body_by_drop!(span, $index, resource, $body(&mut resource)) {
+                Ok(value) => {
+                    $crate::trace::drop_released!(span, resource, $crate::Outcome::Completed);
+                    Ok(value)
+                }
+                Err(source) => {
+                    $crate::trace::body_failed!(span, $index);
+                    $crate::trace::drop_released!(span, resource, $crate::Outcome::Failed);
+                    Err($crate::ScopedError::Use {
+                        index: $index,
+                        source,
+                        release: None,
+                    })
+                }
             }
         }
     };
     (guarded, $handle:expr, $body:expr, $item:expr, $index:expr) => {
         'scope: {
-            use $crate::stream::scope::{Handle, release_after_panic};
-            let resource = match Handle::acquire($handle, $item).await {
-                Ok(resource) => resource,
-                Err(source) => {
-                    break 'scope Err($crate::ScopedError::Acquire {
-                        index: $index,
-                        source,
-                    });
-                }
-            };
+            use $crate::stream::scope::Handle;
+            $crate::trace::item_span!(span, $index);
+            let resource =
+                match $crate::trace::instrument!(span, Handle::acquire($handle, $item)).await {
+                    Ok(resource) => resource,
+                    Err(source) => {
+                        $crate::trace::acquire_failed!(span, $index);
+                        break 'scope Err($crate::ScopedError::Acquire {
+                            index: $index,
+                            source,
+                        });
+                    }
+                };
+            $crate::trace::acquired!(span);
             // If this future is dropped while the body runs (cancelled), the
             // guard hands the resource to `release_on_cancel`.
             let mut guard = ::scopeguard::guard(($handle, resource), |(handle, resource)| {
                 Handle::release_on_cancel(handle, resource);
             });
             let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-                $body(&mut guard.1),
+                $crate::trace::instrument!(span, $body(&mut guard.1)),
             ))
             .await;
             let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
             match used {
                 Ok(used) => {
+                    $crate::trace::body_result!(span, &used, $index);
                     let outcome = $crate::scope::outcome_of(&used);
-                    let released = Handle::release(handle, resource, outcome).await;
+                    let released = $crate::trace::instrument!(
+                        span,
+                        Handle::release(handle, resource, outcome)
+                    )
+                    .await;
+                    $crate::trace::released!(span, &released, outcome, $index);
                     $crate::scope::conclude(used, released, $index)
                 }
                 Err(panic) => {
+                    $crate::trace::body_panicked!(span, $index);
                     // Boxed: this cold path would otherwise be the largest state
                     // of every item's future, which is moved (and, when
                     // concurrent, pushed) once per item.
-                    ::std::boxed::Box::pin(release_after_panic(handle, resource)).await;
+                    ::std::boxed::Box::pin($crate::stream::scope::call_release_after_panic!(
+                        span, $index, handle, resource
+                    ))
+                    .await;
                     ::std::panic::resume_unwind(panic)
                 }
             }
@@ -205,4 +281,4 @@ macro_rules! by_release {
         }
     };
 }
-pub(crate) use {by_release, scope};
+pub(crate) use {by_release, call_release_after_panic, scope};

@@ -1,23 +1,24 @@
 //! Shared by the property tests of the sync adapters: a fault script per item, its
-//! proptest strategy, a model of what the adapters must do with it, a harness whose
-//! acquire, body and release follow the script, and the checks of invariants 1–4
-//! of the design (peak, exactly once, nothing lost, order and laziness).
+//! proptest strategy, a model of what the adapters must do with it, a harness that
+//! turns the scripts into a `loopscope::testing::Faults` plan around a tracked
+//! acquire and body, and the checks of invariants 1–4 of the design (peak, exactly
+//! once, nothing lost, order and laziness).
 //!
-//! Each item of the input is `(position, script)`. The harness's acquire, body and
-//! release look at the script to succeed, fail with an error naming the item's
-//! position, or panic with an [`Injected`] payload; they log every call, so the
-//! order of the calls can be compared with the model's.
+//! The input items are their positions, `0..len`. The kit's wrappers make each
+//! item's acquire, body and release succeed, fail with an `InjectedFault` naming
+//! the step and the item, or panic with one, as the item's script says; they
+//! record every call, so the order of the calls can be compared with the model's.
 
 // Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
 
-use loopscope::ScopedError;
-use loopscope::testing::{Tracked, Tracker};
+use loopscope::testing::{
+    Faults, Indexed, Injected, InjectedFault, Step, Tracked, Tracker, catch_injected,
+};
+use loopscope::{Acquire, ScopedError, bracket};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -27,7 +28,7 @@ pub mod stream;
 
 /// What one step of an item does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum Act {
     Ok,
     Err,
     Panic,
@@ -36,10 +37,21 @@ pub enum Step {
 /// What acquire, body and release do for one item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemScript {
-    pub acquire: Step,
-    pub body: Step,
+    pub acquire: Act,
+    pub body: Act,
     /// Ignored (always `Ok`) when the resource is released by `Drop`.
-    pub release: Step,
+    pub release: Act,
+}
+
+impl ItemScript {
+    /// What the script says for `step`.
+    pub fn act(&self, step: Step) -> Act {
+        match step {
+            Step::Acquire => self.acquire,
+            Step::Use => self.body,
+            Step::Release => self.release,
+        }
+    }
 }
 
 /// How the adapter is given its acquire.
@@ -52,39 +64,6 @@ pub enum Release {
     Drop,
 }
 
-/// The step in which a panic was injected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Acquire,
-    Body,
-    Release,
-}
-
-/// The payload of every injected panic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Injected {
-    pub index: usize,
-    pub stage: Stage,
-}
-
-/// The acquire error of the item at this position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AcquireFailed(pub usize);
-
-/// The body's error for the item at this position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyFailed(pub usize);
-
-/// The release error for the item at this position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReleaseFailed(pub usize);
-
-impl From<Infallible> for ReleaseFailed {
-    fn from(never: Infallible) -> Self {
-        match never {}
-    }
-}
-
 /// The body's value for the item at this position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Used(pub usize);
@@ -94,60 +73,69 @@ pub struct Used(pub usize);
 pub enum Event {
     Acquire(usize),
     Body(usize),
-    /// The bracket's release closure (resources released by `Drop` log nothing;
-    /// the tracker sees them).
+    /// A call to the release (a release by `Drop` in the async adapters makes
+    /// none; the tracker sees it).
     Release(usize),
 }
 
-/// A [`ScopedError`] with its errors converted to comparable types.
+impl Event {
+    fn of(step: Step, index: usize) -> Self {
+        match step {
+            Step::Acquire => Event::Acquire(index),
+            Step::Use => Event::Body(index),
+            Step::Release => Event::Release(index),
+        }
+    }
+}
+
+/// A [`ScopedError`] with its errors unwrapped to the faults injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     Acquire {
         index: usize,
-        source: AcquireFailed,
+        source: InjectedFault,
     },
     Use {
         index: usize,
-        source: BodyFailed,
-        release: Option<ReleaseFailed>,
+        source: InjectedFault,
+        release: Option<InjectedFault>,
     },
     Release {
         index: usize,
-        source: ReleaseFailed,
+        source: InjectedFault,
     },
 }
 
 /// How a call ended: returned `Ok`, returned `Err`, or panicked (with an injected
 /// payload; any other panic is not caught and fails the test case).
-pub type Ending<T> = Result<Result<T, Failure>, Injected>;
+pub type Ending<T> = Result<Result<T, Failure>, InjectedFault>;
 
-/// The input items: `(position, script)`.
-pub type Item = (usize, ItemScript);
+/// The errors of the wrapped steps: only injected faults, the harness's own
+/// steps never fail.
+pub type Fault = Injected<Infallible>;
 
-/// The adapter's error type for these tests, with release error `R`.
-pub type Error<R> = ScopedError<AcquireFailed, BodyFailed, R>;
+/// The adapters' error type for these tests.
+pub type Error = ScopedError<Fault, Fault, Fault>;
 
 // ---------------------------------------------------------------- strategies
 
-fn step(ok_weight: u32) -> impl Strategy<Value = Step> {
+fn act(ok_weight: u32) -> impl Strategy<Value = Act> {
     prop_oneof![
-        ok_weight => Just(Step::Ok),
-        1 => Just(Step::Err),
-        1 => Just(Step::Panic),
+        ok_weight => Just(Act::Ok),
+        1 => Just(Act::Err),
+        1 => Just(Act::Panic),
     ]
 }
 
 fn item_script(ok_weight: u32, release: Release) -> impl Strategy<Value = ItemScript> {
     let release_step = match release {
-        Release::Bracket => step(ok_weight).boxed(),
-        Release::Drop => Just(Step::Ok).boxed(),
+        Release::Bracket => act(ok_weight).boxed(),
+        Release::Drop => Just(Act::Ok).boxed(),
     };
-    (step(ok_weight), step(ok_weight), release_step).prop_map(|(acquire, body, release)| {
-        ItemScript {
-            acquire,
-            body,
-            release,
-        }
+    (act(ok_weight), act(ok_weight), release_step).prop_map(|(acquire, body, release)| ItemScript {
+        acquire,
+        body,
+        release,
     })
 }
 
@@ -184,7 +172,16 @@ pub struct ItemModel {
     pub acquires: bool,
 }
 
-/// The model of one item's scope: acquire, use, release.
+/// Whether the adapter calls a release that the harness sees: a bracket's
+/// always; a release by `Drop` in the sync adapters too (they call
+/// `Acquire::release`, which drops), but not in the async ones (an acquire whose
+/// `RELEASE_IS_DROP` is `true` has its resource dropped in place).
+pub fn release_is_called(release: Release, sync: bool) -> bool {
+    release == Release::Bracket || sync
+}
+
+/// The model of one item's scope: acquire, use, release. `release_called`: see
+/// [`release_is_called`].
 ///
 /// - acquire `Err`: `Acquire { index }`, nothing to release; acquire panics: the
 ///   panic propagates, nothing acquired;
@@ -193,36 +190,41 @@ pub struct ItemModel {
 /// - otherwise the release runs in the open: its panic propagates; its error is
 ///   `Release { index }` after a body `Ok`, kept in `Use { release }` after a body
 ///   `Err`.
-pub fn model_item(index: usize, script: ItemScript, release: Release) -> ItemModel {
-    let release_step = match release {
+pub fn model_item(
+    index: usize,
+    script: ItemScript,
+    release: Release,
+    release_called: bool,
+) -> ItemModel {
+    let release_act = match release {
         Release::Bracket => script.release,
-        Release::Drop => Step::Ok,
+        Release::Drop => Act::Ok,
     };
-    let panic = |stage| Err(Injected { index, stage });
+    let fault = |step| InjectedFault::new(step, index);
     let mut events = vec![Event::Acquire(index)];
     let ending = match script.acquire {
-        Step::Err => Ok(Err(Failure::Acquire {
+        Act::Err => Ok(Err(Failure::Acquire {
             index,
-            source: AcquireFailed(index),
+            source: fault(Step::Acquire),
         })),
-        Step::Panic => panic(Stage::Acquire),
-        Step::Ok => {
+        Act::Panic => Err(fault(Step::Acquire)),
+        Act::Ok => {
             events.push(Event::Body(index));
-            if release == Release::Bracket {
+            if release_called {
                 events.push(Event::Release(index));
             }
-            match (script.body, release_step) {
-                (Step::Panic, _) => panic(Stage::Body),
-                (_, Step::Panic) => panic(Stage::Release),
-                (Step::Ok, Step::Ok) => Ok(Ok(Used(index))),
-                (Step::Ok, Step::Err) => Ok(Err(Failure::Release {
+            match (script.body, release_act) {
+                (Act::Panic, _) => Err(fault(Step::Use)),
+                (_, Act::Panic) => Err(fault(Step::Release)),
+                (Act::Ok, Act::Ok) => Ok(Ok(Used(index))),
+                (Act::Ok, Act::Err) => Ok(Err(Failure::Release {
                     index,
-                    source: ReleaseFailed(index),
+                    source: fault(Step::Release),
                 })),
-                (Step::Err, release_step) => Ok(Err(Failure::Use {
+                (Act::Err, release_act) => Ok(Err(Failure::Use {
                     index,
-                    source: BodyFailed(index),
-                    release: (release_step == Step::Err).then_some(ReleaseFailed(index)),
+                    source: fault(Step::Use),
+                    release: (release_act == Act::Err).then_some(fault(Step::Release)),
                 })),
             }
         }
@@ -230,7 +232,7 @@ pub fn model_item(index: usize, script: ItemScript, release: Release) -> ItemMod
     ItemModel {
         ending,
         events,
-        acquires: script.acquire == Step::Ok,
+        acquires: script.acquire == Act::Ok,
     }
 }
 
@@ -245,14 +247,18 @@ pub struct RunModel<T> {
 
 /// The model of `for_each_scoped`: the items in order, up to and including the
 /// first that fails or panics; nothing after it is touched.
-pub fn model_for_each(scripts: &[ItemScript], release: Release) -> RunModel<()> {
+pub fn model_for_each(
+    scripts: &[ItemScript],
+    release: Release,
+    release_called: bool,
+) -> RunModel<()> {
     let mut run = RunModel {
         ending: Ok(Ok(())),
         events: Vec::new(),
         acquired: 0,
     };
     for (index, &script) in scripts.iter().enumerate() {
-        let item = model_item(index, script, release);
+        let item = model_item(index, script, release, release_called);
         run.events.extend(item.events);
         run.acquired += usize::from(item.acquires);
         match item.ending {
@@ -284,7 +290,12 @@ pub struct TryMapModel {
 /// The model of `try_map_scoped` after `calls` calls to `next()` (each caught if
 /// it panics): call `k` handles item `k`, and only it; `None` once the input is
 /// done.
-pub fn model_try_map(scripts: &[ItemScript], release: Release, calls: usize) -> TryMapModel {
+pub fn model_try_map(
+    scripts: &[ItemScript],
+    release: Release,
+    release_called: bool,
+    calls: usize,
+) -> TryMapModel {
     let mut run = TryMapModel {
         yields: Vec::new(),
         events: Vec::new(),
@@ -293,7 +304,7 @@ pub fn model_try_map(scripts: &[ItemScript], release: Release, calls: usize) -> 
     for call in 0..calls {
         match scripts.get(call) {
             Some(&script) => {
-                let item = model_item(call, script, release);
+                let item = model_item(call, script, release, release_called);
                 run.yields.push(Some(item.ending));
                 run.events.extend(item.events);
                 run.acquired += usize::from(item.acquires);
@@ -306,62 +317,83 @@ pub fn model_try_map(scripts: &[ItemScript], release: Release, calls: usize) -> 
 
 // ---------------------------------------------------------------- the harness
 
-/// Installs, once, a panic hook that stays silent for [`Injected`] panics and
-/// hands every other panic to the default hook.
-pub fn quiet_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<Injected>().is_none() {
-                default(info);
-            }
-        }));
-    });
-}
-
-fn inject(index: usize, stage: Stage) -> ! {
-    panic::panic_any(Injected { index, stage })
-}
-
-/// The resource of one item: a [`Tracked`] and the item's script.
+/// The resource of one item: its position and a [`Tracked`].
 #[derive(Debug)]
 pub struct Resource {
-    index: usize,
-    script: ItemScript,
-    tracked: Tracked,
+    pub index: usize,
+    pub tracked: Tracked,
 }
 
-/// Acquire, body and release that follow the scripts, a [`Tracker`] for the
-/// resources, a log of the calls, and a count of the items pulled from the input.
-#[derive(Debug, Default)]
+/// The scripts as a kit plan: each step of each item fails or panics as its
+/// script says; the release's script is ignored for a release by `Drop`.
+pub fn plan(scripts: &[ItemScript], release: Release) -> Faults {
+    let steps: &[Step] = match release {
+        Release::Bracket => &[Step::Acquire, Step::Use, Step::Release],
+        Release::Drop => &[Step::Acquire, Step::Use],
+    };
+    let items = |step, act| {
+        scripts
+            .iter()
+            .enumerate()
+            .filter(move |(_, script)| script.act(step) == act)
+            .map(|(index, _)| index)
+    };
+    steps.iter().fold(Faults::new(), |faults, &step| {
+        faults
+            .fail(step, items(step, Act::Err))
+            .panic(step, items(step, Act::Panic))
+    })
+}
+
+/// A [`Tracker`] for the resources and the kit's plan for the scripts (which
+/// records the calls the adapter makes), and a count of the items pulled from
+/// the input. [`reset`](Harness::reset) readies it for another run.
+#[derive(Debug)]
 pub struct Harness {
-    pub tracker: Tracker,
-    log: RefCell<Vec<Event>>,
+    len: usize,
+    tracker: RefCell<Tracker>,
+    pub faults: Faults,
     pulled: Cell<usize>,
 }
 
 impl Harness {
-    pub fn new() -> Self {
-        quiet_injected_panics();
-        Self::default()
+    pub fn new(scripts: &[ItemScript], release: Release) -> Self {
+        Self::with_plan(scripts.len(), plan(scripts, release))
     }
 
-    /// The input: `(position, script)` for each script, counting the items pulled.
-    pub fn items<'a>(&'a self, scripts: &'a [ItemScript]) -> impl Iterator<Item = Item> + 'a {
-        scripts
-            .iter()
-            .copied()
-            .enumerate()
-            .inspect(|_| self.pulled.set(self.pulled.get() + 1))
+    /// A harness for `len` items whose steps follow `faults`.
+    pub fn with_plan(len: usize, faults: Faults) -> Self {
+        Self {
+            len,
+            tracker: RefCell::default(),
+            faults,
+            pulled: Cell::new(0),
+        }
     }
 
-    fn log(&self, event: Event) {
-        self.log.borrow_mut().push(event);
+    /// Forgets the last run: a new tracker, no calls, nothing pulled.
+    pub fn reset(&self) {
+        self.tracker.replace(Tracker::new());
+        self.faults.clear_calls();
+        self.pulled.set(0);
     }
 
+    pub fn tracker(&self) -> Tracker {
+        self.tracker.borrow().clone()
+    }
+
+    /// The input: the items' positions, counting the items pulled.
+    pub fn items(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len).inspect(|_| self.pulled.set(self.pulled.get() + 1))
+    }
+
+    /// The calls that ended, in order.
     pub fn events(&self) -> Vec<Event> {
-        self.log.borrow().clone()
+        self.faults
+            .ended()
+            .into_iter()
+            .map(|(step, index)| Event::of(step, index))
+            .collect()
     }
 
     /// How many items were pulled from the input.
@@ -369,73 +401,78 @@ impl Harness {
         self.pulled.get()
     }
 
-    pub fn acquire(&self, (index, script): Item) -> Result<Resource, AcquireFailed> {
-        self.log(Event::Acquire(index));
-        match script.acquire {
-            Step::Ok => Ok(Resource {
-                index,
-                script,
-                tracked: self.tracker.acquire(),
-            }),
-            Step::Err => Err(AcquireFailed(index)),
-            Step::Panic => inject(index, Stage::Acquire),
-        }
-    }
-
-    pub fn body(&self, resource: &mut Resource) -> Result<Used, BodyFailed> {
-        let index = resource.index;
-        self.log(Event::Body(index));
-        match resource.script.body {
-            Step::Ok => Ok(Used(index)),
-            Step::Err => Err(BodyFailed(index)),
-            Step::Panic => inject(index, Stage::Body),
-        }
-    }
-
-    /// The bracket's release: releases the tracked resource, then returns or
-    /// panics as scripted.
-    pub fn release(&self, resource: Resource) -> Result<(), ReleaseFailed> {
-        let Resource {
+    /// A tracked resource for the item at `index`.
+    fn resource(tracker: &Tracker, index: usize) -> Resource {
+        Resource {
             index,
-            script,
-            tracked,
-        } = resource;
-        self.log(Event::Release(index));
-        tracked.release();
-        match script.release {
-            Step::Ok => Ok(()),
-            Step::Err => Err(ReleaseFailed(index)),
-            Step::Panic => inject(index, Stage::Release),
+            tracked: tracker.acquire(),
         }
+    }
+
+    /// `bracket(acquire).release(release)`, wrapped by the plan.
+    pub fn bracket_acquire(
+        &self,
+    ) -> impl Acquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
+    {
+        let tracker = self.tracker();
+        self.faults.acquire(
+            bracket(move |index: usize| Ok::<_, Infallible>(Self::resource(&tracker, index)))
+                .release(|resource: Resource| {
+                    resource.tracked.release();
+                    Ok::<_, Infallible>(())
+                }),
+        )
+    }
+
+    /// A plain acquire closure (release by `Drop`), wrapped by the plan.
+    pub fn drop_acquire(
+        &self,
+    ) -> impl Acquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
+    {
+        let tracker = self.tracker();
+        self.faults
+            .acquire(move |index: usize| Ok::<_, Infallible>(Self::resource(&tracker, index)))
+    }
+
+    /// The body, wrapped by the plan.
+    pub fn body(&self) -> impl FnMut(&mut Indexed<Resource>) -> Result<Used, Fault> + use<> {
+        self.faults
+            .body(|resource: &mut Resource| Ok::<_, Infallible>(Used(resource.index)))
     }
 }
 
-/// Runs `f`, catching an [`Injected`] panic; any other panic resumes.
-pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Injected> {
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        match payload.downcast::<Injected>() {
-            Ok(injected) => *injected,
-            Err(other) => panic::resume_unwind(other),
-        }
-    })
+/// Runs `f`, catching an injected panic; any other panic resumes.
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, InjectedFault> {
+    catch_injected(f)
+}
+
+/// The fault inside an error of a wrapped step.
+pub fn injected(error: Fault) -> InjectedFault {
+    match error {
+        Injected::Fault(fault) => fault,
+        Injected::Inner(never) => match never {},
+    }
 }
 
 /// Converts the adapter's error, so that it can be compared with the model's.
-pub fn failure<R: Into<ReleaseFailed> + std::fmt::Debug>(error: Error<R>) -> Failure {
+pub fn failure(error: Error) -> Failure {
     match error {
-        ScopedError::Acquire { index, source } => Failure::Acquire { index, source },
+        ScopedError::Acquire { index, source } => Failure::Acquire {
+            index,
+            source: injected(source),
+        },
         ScopedError::Use {
             index,
             source,
             release,
         } => Failure::Use {
             index,
-            source,
-            release: release.map(Into::into),
+            source: injected(source),
+            release: release.map(injected),
         },
         ScopedError::Release { index, source } => Failure::Release {
             index,
-            source: source.into(),
+            source: injected(source),
         },
         other => panic!("a ScopedError variant these tests do not know: {other:?}"),
     }
@@ -447,7 +484,7 @@ pub fn failure<R: Into<ReleaseFailed> + std::fmt::Debug>(error: Error<R>) -> Fai
 /// never more than one resource live, nothing live now, every resource acquired
 /// released exactly once, and as many acquired as the model says.
 pub fn check_resources(harness: &Harness, acquired: usize) -> Result<(), TestCaseError> {
-    let tracker = &harness.tracker;
+    let tracker = &harness.tracker();
     prop_assert!(
         tracker.peak() <= 1,
         "invariant 1 (peak): {} resources were live at once",

@@ -1,34 +1,29 @@
 //! Shared by the property tests of the stream adapters, sequential and concurrent:
-//! per-step waits counted in polls, the scripted [`Harness`] behind async acquire,
-//! body and release closures, and hand-polling with a no-op waker for the
-//! cancellation properties.
+//! per-step waits counted in polls, and the async acquire and bodies of the
+//! scripted [`Harness`].
 //!
-//! The acquire, body and release first wait a generated number of polls (a future
-//! that returns `Pending` that many times, waking itself) and then call the
-//! scripted harness of the sync tests. Everything runs on one thread,
-//! deterministically.
+//! The kit's wrappers make each step first wait a generated number of polls
+//! (`loopscope::testing::yield_n`: a future that returns `Pending` that many
+//! times, waking itself) and then succeed, fail or panic as the item's script
+//! says. Everything runs on one thread, deterministically.
 
-use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use futures::stream::Stream;
-use futures::task::noop_waker_ref;
+
 use loopscope::prelude::*;
+use loopscope::testing::{Call, Indexed, Step, Tracker};
 use loopscope::{AsyncAcquire, ConcurrentAcquire};
 use proptest::prelude::*;
 
-use super::{
-    AcquireFailed, BodyFailed, Harness, Item, ItemScript, MAX_ITEMS, Release, ReleaseFailed,
-    Resource, Step, Used, scripts,
-};
+use super::{Act, Fault, Harness, ItemScript, MAX_ITEMS, Release, Resource, Used, plan, scripts};
 
 // ---------------------------------------------------------------- waiting
 
-/// How many times each step of an item returns `Pending` before it calls the
-/// harness.
+/// How many times each step of an item returns `Pending` before it goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Yields {
     pub acquire: usize,
@@ -51,30 +46,11 @@ pub fn yields(max_yields: usize) -> impl Strategy<Value = Vec<Yields>> {
     )
 }
 
-/// A future that returns `Pending` `n` times, waking itself each time, then
-/// `Ready(())`.
-#[derive(Debug)]
-pub struct YieldN(pub usize);
-
-impl Future for YieldN {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
 /// Scripts whose steps succeed or fail, but never panic.
 pub fn scripts_without_panics(release: Release) -> impl Strategy<Value = Vec<ItemScript>> {
-    let calm = |step| match step {
-        Step::Panic => Step::Err,
-        step => step,
+    let calm = |act| match act {
+        Act::Panic => Act::Err,
+        act => act,
     };
     scripts(release).prop_map(move |scripts| {
         scripts
@@ -90,94 +66,82 @@ pub fn scripts_without_panics(release: Release) -> impl Strategy<Value = Vec<Ite
 
 // ---------------------------------------------------------------- the async harness
 
-impl Resource {
-    /// The position of the item this resource was acquired for, so that an async
-    /// body or release can look up how long to wait before it calls the harness.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-}
-
-/// An acquire of the scripted [`Resource`]s with release error `E`, for the
-/// sequential and the concurrent adapters alike.
-pub trait ScriptedAcquire<E>:
-    AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = E>
-    + ConcurrentAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = E>
+/// An acquire of the scripted resources, for the sequential and the concurrent
+/// adapters alike.
+pub trait ScriptedAcquire:
+    AsyncAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
+    + ConcurrentAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
 {
 }
 
-impl<A, E> ScriptedAcquire<E> for A where
-    A: AsyncAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = E>
-        + ConcurrentAcquire<Item, Resource = Resource, Error = AcquireFailed, ReleaseError = E>
+impl<A> ScriptedAcquire for A where
+    A: AsyncAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
+        + ConcurrentAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
 {
 }
 
-/// The scripted [`Harness`], and a log of when each acquire *started*: the
-/// harness logs each call when it completes (after its wait).
-#[derive(Debug, Default)]
-pub struct AsyncHarness {
-    pub h: Harness,
-    /// `(item, how many harness events had been logged when its acquire started)`.
-    starts: RefCell<Vec<(usize, usize)>>,
+fn resource(tracker: &Tracker, index: usize) -> Resource {
+    Resource {
+        index,
+        tracked: tracker.acquire(),
+    }
 }
 
-impl AsyncHarness {
-    pub fn new() -> Self {
-        Self {
-            h: Harness::new(),
-            starts: RefCell::default(),
-        }
+impl Harness {
+    /// A harness whose steps follow the scripts, each async step first waiting
+    /// as `yields` says.
+    pub fn with_yields(scripts: &[ItemScript], release: Release, yields: &[Yields]) -> Self {
+        let wait = |step: fn(&Yields) -> usize| {
+            let yields = yields.to_vec();
+            move |index: usize| step(&yields[index])
+        };
+        let faults = plan(scripts, release)
+            .yield_at(Step::Acquire, wait(|y| y.acquire))
+            .yield_at(Step::Use, wait(|y| y.body))
+            .yield_at(Step::Release, wait(|y| y.release));
+        Self::with_plan(scripts.len(), faults)
     }
 
-    fn start(&self, index: usize) {
-        let logged = self.h.events().len();
-        self.starts.borrow_mut().push((index, logged));
-    }
-
-    /// The acquires started so far: `(item, events logged before it started)`.
+    /// The acquires started so far: `(item, how many calls had ended when its
+    /// acquire started)`.
     pub fn started(&self) -> Vec<(usize, usize)> {
-        self.starts.borrow().clone()
-    }
-
-    /// `async_bracket(acquire).release(release)`, both waiting as `yields` says
-    /// and then following the script.
-    pub fn bracket_acquire<'a>(
-        &'a self,
-        yields: &'a [Yields],
-    ) -> impl ScriptedAcquire<ReleaseFailed> + 'a {
-        async_bracket(async |item: Item| {
-            self.start(item.0);
-            YieldN(yields[item.0].acquire).await;
-            self.h.acquire(item)
-        })
-        .release(move |resource: Resource| async move {
-            YieldN(yields[resource.index()].release).await;
-            // Logs `Release` when the release completes.
-            self.h.release(resource)
-        })
-    }
-
-    /// A plain async acquire closure: the resource is released by `Drop`.
-    pub fn drop_acquire<'a>(
-        &'a self,
-        yields: &'a [Yields],
-    ) -> impl ScriptedAcquire<Infallible> + 'a {
-        async move |item: Item| {
-            self.start(item.0);
-            YieldN(yields[item.0].acquire).await;
-            self.h.acquire(item)
+        let mut ended = 0;
+        let mut started = Vec::new();
+        for call in self.faults.calls() {
+            match call {
+                Call::Start(Step::Acquire, index) => started.push((index, ended)),
+                Call::End(..) => ended += 1,
+                Call::Start(..) => {}
+            }
         }
+        started
     }
 
-    /// The async body: waits, then follows the script.
-    pub fn body<'a>(
-        &'a self,
-        yields: &'a [Yields],
-    ) -> impl AsyncFn(&mut Resource) -> Result<Used, BodyFailed> + 'a {
-        async move |resource: &mut Resource| {
-            YieldN(yields[resource.index()].body).await;
-            self.h.body(resource)
-        }
+    /// `async_bracket(acquire).release(release)`, wrapped by the plan.
+    pub fn async_bracket_acquire(&self) -> impl ScriptedAcquire + use<> {
+        let tracker = self.tracker();
+        self.faults.acquire(
+            async_bracket(async move |index: usize| Ok::<_, Infallible>(resource(&tracker, index)))
+                .release(|resource: Resource| async move {
+                    resource.tracked.release();
+                    Ok::<_, Infallible>(())
+                }),
+        )
+    }
+
+    /// A plain async acquire closure (release by `Drop`), wrapped by the plan.
+    pub fn async_drop_acquire(&self) -> impl ScriptedAcquire + use<> {
+        let tracker = self.tracker();
+        self.faults
+            .acquire(async move |index: usize| Ok::<_, Infallible>(resource(&tracker, index)))
+    }
+
+    /// The async body, wrapped by the plan.
+    pub fn async_body(
+        &self,
+    ) -> impl AsyncFn(&mut Indexed<Resource>) -> Result<Used, Fault> + use<> {
+        self.faults
+            .async_body(async |resource: &mut Resource| Ok::<_, Infallible>(Used(resource.index)))
     }
 }
 
@@ -186,14 +150,14 @@ impl AsyncHarness {
 /// A macro because the two acquires have different types.
 #[allow(unused_macros)]
 macro_rules! with_acquire {
-    ($release:expr, $harness:expr, $yields:expr, |$acquire:ident| $run:expr) => {
+    ($release:expr, $harness:expr, |$acquire:ident| $run:expr) => {
         match $release {
             $crate::common::Release::Bracket => {
-                let $acquire = $harness.bracket_acquire($yields);
+                let $acquire = $harness.async_bracket_acquire();
                 $run
             }
             $crate::common::Release::Drop => {
-                let $acquire = $harness.drop_acquire($yields);
+                let $acquire = $harness.async_drop_acquire();
                 $run
             }
         }
@@ -217,7 +181,7 @@ pub struct Polled {
 /// then drops it.
 pub fn poll_future<F: Future>(future: F, cap: usize) -> Polled {
     let mut future = pin!(future);
-    let mut cx = Context::from_waker(noop_waker_ref());
+    let mut cx = Context::from_waker(Waker::noop());
     for poll in 1..=cap {
         if future.as_mut().poll(&mut cx).is_ready() {
             return Polled {
@@ -236,7 +200,7 @@ pub fn poll_future<F: Future>(future: F, cap: usize) -> Polled {
 /// (each `Ready(Some(_))` and each `Pending` counts one); then drops it.
 pub fn poll_stream<S: Stream>(stream: S, cap: usize) -> Polled {
     let mut stream = pin!(stream);
-    let mut cx = Context::from_waker(noop_waker_ref());
+    let mut cx = Context::from_waker(Waker::noop());
     for poll in 1..=cap {
         if let Poll::Ready(None) = stream.as_mut().poll_next(&mut cx) {
             return Polled {

@@ -1,9 +1,21 @@
-//! Tools to prove a scoped loop: a [`Tracker`] that counts live resources, and
-//! [`open_fds`] to count the process's open descriptors on Linux.
+//! A kit to prove a scoped loop — yours as well as this crate's own adapters,
+//! whose property tests use it:
 //!
-//! Give the adapter a resource made by [`Tracker::acquire`] — alone, or inside your
-//! real one — and after the loop assert what must hold: the peak never exceeded
-//! one (or your limit), and every resource was released exactly once.
+//! - [`Tracker`] counts resources: how many are live, the most that were live
+//!   at once, and which were released, and how often;
+//! - [`Faults`] plans faults by step ([`Step`]: acquire, use, release) and item
+//!   position, and wraps your acquire and body so that those items fail (with an
+//!   [`Injected`] error), panic (with an [`InjectedFault`] payload, see
+//!   [`catch_injected`]) or — async — wait a number of polls first
+//!   ([`yield_n`]); it records every call the adapter makes ([`Call`]);
+//! - [`cancel_at_every_poll`] drops a future after every possible number of
+//!   polls and checks what it left behind (with the `stream` feature,
+//!   `cancel_stream_at_every_poll` does the same for a stream);
+//! - [`open_fds`] counts the process's open descriptors on Linux.
+//!
+//! Give the adapter a resource made by [`Tracker::acquire`] — alone, or beside
+//! your real one — and after the loop assert what must hold: the peak never
+//! exceeded one (or your limit), and every resource was released exactly once.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -23,6 +35,18 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+mod cancel;
+mod faults;
+
+pub use self::cancel::{cancel_at_every_poll, try_cancel_at_every_poll};
+#[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+pub use self::cancel::{cancel_stream_at_every_poll, try_cancel_stream_at_every_poll};
+pub use self::faults::{
+    Call, Fault, Faults, FaultyAcquire, Indexed, Injected, InjectedFault, Step, YieldN,
+    catch_injected, silence_injected_panics, yield_n,
+};
 
 /// Counts resources: how many are live now, the most that were live at once,
 /// and which were acquired and released, by id.

@@ -1,0 +1,54 @@
+//! Several resources per item: acquired in order, released in reverse.
+//!
+//! Many loops need more than one resource per item: read an input file and write
+//! an output file, or hold a connection and a temporary file. [`both`]`(first,
+//! second)` makes two acquires one, so that any scoped adapter can take it:
+//!
+//! - the first resource is acquired, then the second — each acquire gets the item;
+//! - the body gets both, `|(input, output)| ...`;
+//! - the second is released, then the first, also when the body fails or panics;
+//! - if the second acquire fails, the first resource is released at once;
+//! - no error is lost: [`BothAcquireError`] says which acquire failed and keeps
+//!   the first resource's release error when that failed too, and
+//!   [`BothReleaseError`] keeps one release error or both.
+//!
+//! Nest it for more: `both(a, both(b, c))`. With the `std` feature, `?` turns
+//! these errors — and a [`ScopedError`](crate::ScopedError) holding them — into
+//! an [`std::io::Error`] when every part is an `io::Error` or
+//! [`Infallible`](core::convert::Infallible), keeping the
+//! [`ErrorKind`](std::io::ErrorKind) of the error that occurred first.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::fs::{self, File};
+//! use std::io::{self, Read, Write};
+//! use std::path::PathBuf;
+//! use loopscope::both;
+//! use loopscope::prelude::*;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # fs::write(dir.path().join("a.log"), "get /\n")?;
+//! let inputs = [dir.path().join("a.log")];
+//! let output_of = |input: &PathBuf| input.with_extension("upper");
+//! inputs.iter().for_each_scoped(
+//!     both(
+//!         File::open,
+//!         bracket(|input: &PathBuf| File::create(output_of(input)))
+//!             .release(|output: File| output.sync_all()),
+//!     ),
+//!     |(input, output)| {
+//!         let mut text = String::new();
+//!         input.read_to_string(&mut text)?;
+//!         output.write_all(text.to_uppercase().as_bytes())
+//!     },
+//! )?;
+//! assert_eq!(fs::read_to_string(dir.path().join("a.upper"))?, "GET /\n");
+//! # Ok::<(), io::Error>(())
+//! ```
+
+mod both;
+mod error;
+
+pub use self::both::{Both, both};
+pub use self::error::{BothAcquireError, BothReleaseError};
