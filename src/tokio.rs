@@ -95,6 +95,47 @@ pub struct SpawnOnCancel<A, R, F> {
     bracket: AsyncWithRelease<A, R, F>,
 }
 
+impl<A, R, F> SpawnOnCancel<A, R, F> {
+    /// Gives each release a deadline, as
+    /// [`AsyncWithRelease::release_timeout`] does — the spawned release too:
+    /// `.spawn_on_cancel().release_timeout(d)` is
+    /// `.release_timeout(d).spawn_on_cancel()`.
+    ///
+    /// # Panics
+    ///
+    /// As [`AsyncWithRelease::release_timeout`]: a release started outside a
+    /// tokio runtime with the time driver enabled panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::ReleaseTimeoutError;
+    /// use loopscope::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let error = stream::iter([7])
+    ///     .for_each_scoped(
+    ///         async_bracket(async |id: u32| Ok::<_, ()>(id))
+    ///             .release(async |_id: u32| std::future::pending::<Result<(), ()>>().await)
+    ///             .spawn_on_cancel()
+    ///             .release_timeout(Duration::from_secs(1)),
+    ///         async |_id| Ok::<_, ()>(()),
+    ///     )
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(error.release_error(), Some(ReleaseTimeoutError::TimedOut { .. })));
+    /// # }
+    /// ```
+    pub fn release_timeout(self, after: Duration) -> SpawnOnCancel<A, R, ReleaseTimeout<F>> {
+        SpawnOnCancel {
+            bracket: self.bracket.release_timeout(after),
+        }
+    }
+}
+
 impl<A: Clone, R, F: Clone> Clone for SpawnOnCancel<A, R, F> {
     fn clone(&self) -> Self {
         Self {

@@ -4,8 +4,9 @@
 //! The property tests give every item a script — each of the two acquires, the
 //! body and each of the two releases succeeds, fails (or, in the sync tests with
 //! `std`, panics) — run the adapters on `both(part 1, part 2)`, and compare the
-//! log of every call (with the `Outcome` each release was told) and every
-//! result with a model of what must happen. The log also counts live resources,
+//! log of every call (with the `Outcome` each release was told: the body's, but
+//! `Failed` for the first resource when the body completed and the second
+//! release failed) and every result with a model of what must happen. The log also counts live resources,
 //! for the peak.
 
 use std::convert::Infallible;
@@ -266,10 +267,13 @@ fn model_item(index: usize, script: Script, events: &mut Vec<Event>) -> End {
     };
     events.push(Event::Release(2, index, outcome));
     events.push(Event::Drop(2, index));
-    let outcome1 = if script.release[1] == Step::Panic {
-        Outcome::Panicked
-    } else {
-        outcome
+    let outcome1 = match (script.release[1], outcome) {
+        // The sync `both` releases the first resource while the panic unwinds.
+        (Step::Panic, _) => Outcome::Panicked,
+        // The body completed but the item fails (`ScopedError::Release`): the
+        // first resource must not, say, commit.
+        (Step::Err, Outcome::Completed) => Outcome::Failed,
+        _ => outcome,
     };
     release1(outcome1, events);
 
@@ -547,6 +551,55 @@ fn drop_released_parts_are_dropped_second_first() {
             Event::Drop(1, 0)
         ]
     );
+}
+
+/// The reviewer's case, with a real database: a transaction (committed only when
+/// told `Completed`) and an output whose release fails. The item fails, so its
+/// transaction rolls back; the items around it commit.
+#[test]
+fn a_failed_second_release_rolls_back_the_first_resources_transaction() {
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch("CREATE TABLE done (item INTEGER NOT NULL)")
+        .unwrap();
+    let transaction = bracket(|item: u32| db.execute_batch("BEGIN").map(|()| item)).release_with(
+        |_item, outcome: Outcome| {
+            db.execute_batch(if outcome.is_completed() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            })
+        },
+    );
+    // Stands in for `output.sync_all()` failing (a full disk) on item 2.
+    let output = bracket(|item: u32| Ok::<_, std::io::Error>(item)).release(|item| {
+        if item == 2 {
+            Err(std::io::Error::other("sync failed"))
+        } else {
+            Ok(())
+        }
+    });
+    let results: Vec<_> = [1, 2, 3]
+        .into_iter()
+        .try_map_scoped(both(transaction, output), |(item, _output)| {
+            db.execute("INSERT INTO done (item) VALUES (?1)", [*item])
+        })
+        .collect();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    let error = results[1].as_ref().unwrap_err();
+    assert!(matches!(
+        error,
+        loopscope::ScopedError::Release {
+            index: 1,
+            source: BothReleaseError::Second { .. }
+        }
+    ));
+    let mut select = db.prepare("SELECT item FROM done ORDER BY item").unwrap();
+    let committed: Vec<u32> = select
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(committed, [1, 3]);
 }
 
 /// The error types: messages, `source` chains, helpers.
@@ -1337,5 +1390,92 @@ mod real_files {
         println!("converted {converted} files, peak {peak} descriptors (baseline {baseline})");
         println!("{DONE}");
         Ok(())
+    }
+}
+
+/// A part with a release deadline (`release_timeout`, feature `tokio`): `?`
+/// reaches `io::Result`, and a release past its deadline is `TimedOut`.
+#[cfg(feature = "tokio")]
+mod release_timeout {
+    use std::fs::File;
+    use std::io::{self, ErrorKind, Read, Write};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use futures::stream;
+
+    use super::*;
+
+    /// How the output's release ends.
+    #[derive(Clone, Copy)]
+    enum Sync {
+        Ok,
+        Fails,
+        Stuck,
+    }
+
+    /// Copies each input to `out`; the output's release syncs it, within 5 s.
+    async fn copy_all(inputs: &[PathBuf], out: &Path, sync: Sync) -> io::Result<()> {
+        stream::iter(inputs.to_vec())
+            .for_each_scoped(
+                both(
+                    async |input: PathBuf| File::open(input),
+                    async_bracket(async |input: PathBuf| {
+                        File::create(out.join(input.file_name().unwrap()))
+                    })
+                    .release(move |output: File| async move {
+                        match sync {
+                            Sync::Ok => output.sync_all(),
+                            Sync::Fails => Err(io::Error::from(ErrorKind::StorageFull)),
+                            // A network file system that never answers.
+                            Sync::Stuck => std::future::pending().await,
+                        }
+                    })
+                    .release_timeout(Duration::from_secs(5)),
+                ),
+                async |(input, output)| {
+                    let mut text = String::new();
+                    input.read_to_string(&mut text)?;
+                    output.write_all(text.as_bytes())
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn question_mark_works_and_a_stuck_release_is_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.txt");
+        std::fs::write(&input, "x").unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let inputs = [input];
+
+        copy_all(&inputs, &out, Sync::Ok).await.unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("in.txt")).unwrap(), "x");
+
+        let failed = copy_all(&inputs, &out, Sync::Fails).await.unwrap_err();
+        assert_eq!(failed.kind(), ErrorKind::StorageFull);
+
+        let started = tokio::time::Instant::now();
+        let stuck = copy_all(&inputs, &out, Sync::Stuck).await.unwrap_err();
+        assert_eq!(stuck.kind(), ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        type Inner = loopscope::ScopedError<
+            BothAcquireError<io::Error, io::Error, Infallible>,
+            io::Error,
+            BothReleaseError<Infallible, loopscope::ReleaseTimeoutError<io::Error>>,
+        >;
+        let inner = stuck.get_ref().unwrap().downcast_ref::<Inner>().unwrap();
+        assert!(matches!(
+            inner,
+            Inner::Release {
+                index: 0,
+                source: BothReleaseError::Second {
+                    source: loopscope::ReleaseTimeoutError::TimedOut { .. }
+                }
+            }
+        ));
     }
 }

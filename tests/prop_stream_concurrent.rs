@@ -531,6 +531,7 @@ fn check_panics(
                     "a release's panic after a body's panic is discarded"
                 );
             }
+            step => prop_assert!(false, "a panic at an unknown step {:?}", step),
         }
     }
     Ok(())

@@ -732,6 +732,51 @@ fn the_adapters_are_send_and_run_as_tasks() {
     });
 }
 
+/// When an adapter ends, the worker thread has let go of the acquire and the
+/// body, and of everything they captured: a pool or a connection they own is
+/// closed by then, not in the background after the caller went on.
+#[test]
+fn the_closures_are_dropped_when_the_adapter_ends() {
+    shared(|| {
+        runtime().block_on(async {
+            for round in 0..20 {
+                let pool = Arc::new(round);
+                let acquire = {
+                    let pool = Arc::clone(&pool);
+                    async move |item: u32| Ok::<_, ()>(item + *pool)
+                };
+                let body = {
+                    let pool = Arc::clone(&pool);
+                    async move |value: &mut u32| Ok::<_, ()>(*value + *pool)
+                };
+                let results: Vec<_> = stream::iter(0..5u32)
+                    .try_map_scoped_spawned(2, acquire, body)
+                    .collect()
+                    .await;
+                assert_eq!(results.len(), 5);
+                assert_eq!(Arc::strong_count(&pool), 1, "round {round}: try_map");
+
+                let acquire = {
+                    let pool = Arc::clone(&pool);
+                    async move |item: u32| Ok::<_, ()>(item + *pool)
+                };
+                let body = {
+                    let pool = Arc::clone(&pool);
+                    async move |value: &mut u32| {
+                        *value += *pool;
+                        Ok::<_, ()>(())
+                    }
+                };
+                stream::iter(0..5u32)
+                    .for_each_scoped_spawned(2, acquire, body)
+                    .await
+                    .unwrap();
+                assert_eq!(Arc::strong_count(&pool), 1, "round {round}: for_each");
+            }
+        });
+    });
+}
+
 #[test]
 #[should_panic(expected = "the concurrency limit must be at least 1")]
 fn a_limit_of_zero_panics() {

@@ -714,3 +714,63 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------- spawned adapters
+
+/// The spawned adapters run each item's scope on a worker thread of their own:
+/// the caller's subscriber (here a thread-local default, as in tests) must
+/// follow it there, or their items would log nothing.
+#[cfg(feature = "tokio")]
+#[test]
+fn spawned_items_log_to_the_callers_subscriber() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("build a runtime");
+    let (results, log) = capture(|| {
+        runtime.block_on(async {
+            stream::iter(0..4u64)
+                .try_map_scoped_spawned(
+                    2,
+                    async |item: u64| Ok::<_, ()>(item),
+                    async |item| {
+                        tracing::info!("in body");
+                        if *item == 2 { Err(()) } else { Ok(*item) }
+                    },
+                )
+                .collect::<Vec<_>>()
+                .await
+        })
+    });
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 3);
+    let items: Vec<_> = log
+        .iter()
+        .filter_map(|record| match record {
+            Record::Span {
+                name: "item",
+                index,
+                ..
+            } => *index,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(items.len(), 4, "one item span per item: {log:?}");
+    for item in 0..4 {
+        // The body's own event, inside the item's span, and the adapter's.
+        let events = |message: &str| {
+            log.iter()
+                .filter(|record| {
+                    matches!(record, Record::Event { item: Some(i), message: m, .. }
+                        if *i == item && m == message)
+                })
+                .count()
+        };
+        assert_eq!(events("in body"), 1, "item {item}: {log:?}");
+        assert_eq!(events("acquired"), 1, "item {item}: {log:?}");
+    }
+    assert!(
+        log.iter().any(|record| matches!(record,
+            Record::Event { item: Some(2), message, index: Some(2), .. } if message == "body failed")),
+        "{log:?}"
+    );
+}

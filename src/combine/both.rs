@@ -28,6 +28,12 @@ use crate::{Acquire, Outcome};
 ///    the body's [`Outcome`]. The first is released even when releasing the second
 ///    failed; [`BothReleaseError`] says which failed, and keeps both errors when
 ///    both did.
+/// 4. When the body completed but releasing the second resource failed, the item
+///    fails ([`ScopedError::Release`](crate::ScopedError::Release)), so the first
+///    resource's release is told [`Outcome::Failed`], not `Completed`: a
+///    transaction released with [`release_with`](crate::Bracket::release_with)
+///    rolls back rather than commits when the output file it goes with could not
+///    be synced. (A failed or panicked body stays `Failed` or `Panicked`.)
 ///
 /// If the second acquire or release panics, the first resource is still released
 /// before the panic goes on: told [`Outcome::Panicked`] when the parts are sync;
@@ -66,6 +72,34 @@ use crate::{Acquire, Outcome};
 /// )?;
 /// assert_eq!(fs::read_to_string(out.join("b.log"))?, "GET /\n");
 /// # Ok::<(), io::Error>(())
+/// ```
+///
+/// A transaction and an output file per item: when the output cannot be synced,
+/// the item fails, so its transaction — the first resource — rolls back:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::io;
+/// use loopscope::{Outcome, both};
+/// use loopscope::prelude::*;
+///
+/// let committed = RefCell::new(Vec::new());
+/// let transaction = bracket(|id: u32| Ok::<_, io::Error>(id)).release_with(|id, outcome| {
+///     if outcome == Outcome::Completed {
+///         committed.borrow_mut().push(id); // COMMIT
+///     } // otherwise ROLLBACK
+///     Ok::<_, io::Error>(())
+/// });
+/// let output = bracket(|id: u32| Ok::<_, io::Error>(id)).release(|id| {
+///     // `output.sync_all()`, on a disk that fills up at item 2
+///     if id == 2 { Err(io::Error::other("disk full")) } else { Ok(()) }
+/// });
+/// let results: Vec<_> = [1, 2, 3]
+///     .into_iter()
+///     .try_map_scoped(both(transaction, output), |(id, _output)| Ok::<_, io::Error>(*id))
+///     .collect();
+/// assert!(results[1].is_err()); // the body completed, the output's release failed
+/// assert_eq!(committed.into_inner(), [1, 3]);
 /// ```
 ///
 /// Three resources, and the order they are acquired and released in; `?` turns
@@ -107,7 +141,10 @@ pub fn both<A1, A2>(first: A1, second: A2) -> Both<A1, A2> {
 /// order; made by [`both`].
 ///
 /// Its resource is the pair `(R1, R2)`; its errors are [`BothAcquireError`] and
-/// [`BothReleaseError`]. It implements [`Acquire`] when both parts do, and with
+/// [`BothReleaseError`]. Each release is told the body's [`Outcome`], except that
+/// the first resource's is told [`Outcome::Failed`] when the body completed but
+/// releasing the second resource failed (the item as a whole failed), and
+/// [`Outcome::Panicked`] when that release panicked. It implements [`Acquire`] when both parts do, and with
 /// the `stream` feature [`AsyncAcquire`](crate::AsyncAcquire) and
 /// [`ConcurrentAcquire`](crate::ConcurrentAcquire) when both parts do; the item
 /// type must be `Clone` in every case.
@@ -246,8 +283,20 @@ where
         });
         let released2 = second.release(resource2, outcome);
         let resource1 = ScopeGuard::into_inner(armed);
-        let released1 = first.release(resource1, outcome);
+        let released1 = first.release(resource1, first_outcome(outcome, &released2));
         BothReleaseError::check(released1, released2)
+    }
+}
+
+/// The [`Outcome`] the first resource's release is told, once the second one's
+/// release has returned: the body's, except that a completed body whose second
+/// release failed makes the item fail — `both` reports it as an error, so the
+/// first resource must not, say, commit a transaction that the caller sees fail.
+#[inline]
+fn first_outcome<E>(outcome: Outcome, released2: &Result<(), E>) -> Outcome {
+    match (outcome, released2) {
+        (Outcome::Completed, Err(_)) => Outcome::Failed,
+        _ => outcome,
     }
 }
 
@@ -331,7 +380,8 @@ macro_rules! impl_async_both {
                 });
                 let released2 = crate::$Trait::release(&$($mut)? *second, resource2, outcome).await;
                 let (first, resource1) = ScopeGuard::into_inner(armed);
-                let released1 = crate::$Trait::release(&$($mut)? *first, resource1, outcome).await;
+                let outcome1 = first_outcome(outcome, &released2);
+                let released1 = crate::$Trait::release(&$($mut)? *first, resource1, outcome1).await;
                 BothReleaseError::check(released1, released2)
             }
 

@@ -123,8 +123,10 @@ impl<E1, E2, R1: fmt::Display> fmt::Display for BothAcquireError<E1, E2, R1> {
 /// releases failed — one, the other, or both.
 ///
 /// The second resource is released first, then the first one, and the first
-/// one's release runs even when the second one's failed; so both errors can
-/// occur, and [`Both`](Self::Both) keeps them.
+/// one's release runs even when the second one's failed — told
+/// [`Outcome::Failed`](crate::Outcome::Failed) then, if the body had completed,
+/// since the item fails; so both errors can occur, and [`Both`](Self::Both) keeps
+/// them.
 ///
 /// [`source`](core::error::Error::source) is the error of the release that failed
 /// first in time — the second resource's, when both failed; the `Display` text
@@ -256,8 +258,8 @@ impl<R1: fmt::Display, R2> fmt::Display for BothReleaseError<R1, R2> {
 }
 
 /// `?` from a `both` error into [`std::io::Error`], when every part is an
-/// `io::Error` or [`Infallible`](core::convert::Infallible) (or, nested, a `both`
-/// error of such parts).
+/// `io::Error`, [`Infallible`](core::convert::Infallible), (feature `tokio`) a
+/// `ReleaseTimeoutError<io::Error>`, or, nested, a `both` error of such parts.
 #[cfg(feature = "std")]
 mod io_conversions {
     use std::convert::Infallible;
@@ -285,6 +287,19 @@ mod io_conversions {
     impl IoKind for Infallible {
         fn io_kind(&self) -> io::ErrorKind {
             match *self {}
+        }
+    }
+
+    /// A part built with `.release_timeout(d)` (feature `tokio`): a release past
+    /// its deadline is [`TimedOut`](io::ErrorKind::TimedOut), as `?` on the
+    /// error alone makes it.
+    #[cfg(feature = "tokio")]
+    impl IoKind for crate::ReleaseTimeoutError<io::Error> {
+        fn io_kind(&self) -> io::ErrorKind {
+            match self {
+                Self::Failed(source) => source.kind(),
+                Self::TimedOut { .. } => io::ErrorKind::TimedOut,
+            }
         }
     }
 

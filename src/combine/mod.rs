@@ -7,6 +7,10 @@
 //! - the first resource is acquired, then the second — each acquire gets the item;
 //! - the body gets both, `|(input, output)| ...`;
 //! - the second is released, then the first, also when the body fails or panics;
+//! - each release is told the body's [`Outcome`](crate::Outcome), except that
+//!   when the body completed but releasing the second resource failed, the first
+//!   is told [`Outcome::Failed`](crate::Outcome::Failed): the item failed, so a
+//!   transaction released with `release_with` rolls back rather than commits;
 //! - if the second acquire fails, the first resource is released at once;
 //! - no error is lost: [`BothAcquireError`] says which acquire failed and keeps
 //!   the first resource's release error when that failed too, and
@@ -14,9 +18,11 @@
 //!
 //! Nest it for more: `both(a, both(b, c))`. With the `std` feature, `?` turns
 //! these errors — and a [`ScopedError`](crate::ScopedError) holding them — into
-//! an [`std::io::Error`] when every part is an `io::Error` or
-//! [`Infallible`](core::convert::Infallible), keeping the
-//! [`ErrorKind`](std::io::ErrorKind) of the error that occurred first.
+//! an [`std::io::Error`] when every part is an `io::Error`,
+//! [`Infallible`](core::convert::Infallible) or (feature `tokio`) a
+//! `ReleaseTimeoutError<io::Error>`, keeping the
+//! [`ErrorKind`](std::io::ErrorKind) of the error that occurred first — a
+//! release past its deadline is `TimedOut`.
 //!
 //! # Examples
 //!

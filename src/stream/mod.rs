@@ -436,7 +436,18 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// and I/O, and their futures need not be `Send`, which a generic `AsyncFn`'s
     /// futures cannot be shown to be on stable Rust. The items in flight run
     /// concurrently on that thread, not in parallel: a body with heavy CPU work
-    /// should hand it to `tokio::task::spawn_blocking`.
+    /// should hand it to `tokio::task::spawn_blocking` (`block_in_place` panics
+    /// there, as on any thread that is not one of the runtime's workers). Each
+    /// adapter that is running has its thread: many spawned adapters at once —
+    /// one per request of a server — mean as many threads.
+    ///
+    /// The runtime's timers and I/O still advance only when the runtime drives
+    /// them. On a multi-threaded runtime its workers do, so the tasks go on
+    /// whatever the consumer does. On a `current_thread` runtime only the thread
+    /// in `Runtime::block_on` does: a consumer that *awaits* (a sleep, a write)
+    /// lets it, but one that blocks that thread holds the tasks' timers and
+    /// I/O — and so their resources — until it yields. Use a multi-threaded
+    /// runtime when the consumer is slow.
     ///
     /// Dropping the stream (a timeout, a `select!`) aborts the tasks in flight:
     /// none is polled again, and each held resource is released by its `Drop`,
@@ -445,7 +456,8 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// [`.spawn_on_cancel()`](crate::AsyncWithRelease::spawn_on_cancel) spawned
     /// on the runtime. This happens on the adapter's thread right after the
     /// drop, not during it; a task being polled at that moment finishes that
-    /// poll first.
+    /// poll first. When the stream ends instead, it ends only once that thread
+    /// has dropped the acquire and the body, with what they captured.
     ///
     /// `acquire` and `body` are as for
     /// [`for_each_scoped_concurrent`](Self::for_each_scoped_concurrent), shared
@@ -466,7 +478,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// use loopscope::prelude::*;
     ///
     /// # type Error = ScopedError<std::io::Error, std::io::Error, std::convert::Infallible>;
-    /// # #[tokio::main(flavor = "current_thread")]
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
     /// # async fn main() -> Result<(), Error> {
     /// let mut replies = std::pin::pin!(stream::iter(["/a", "/b", "/c"]).try_map_scoped_spawned(
     ///     2,
@@ -521,7 +533,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// error is returned; the errors of the other tasks are dropped. So when the
     /// future completes, `Ok` or `Err`, every release has completed. Dropping the
     /// future aborts the tasks in flight, whose resources are then released by
-    /// `Drop` (or [`AsyncAcquire::release_on_cancel`]), on the adapter's thread
+    /// `Drop` (or [`ConcurrentAcquire::release_on_cancel`]), on the adapter's thread
     /// right after the drop.
     ///
     /// # Panics

@@ -26,11 +26,12 @@
 //! the runtime, so that a `.spawn_on_cancel()` release can be spawned).
 
 use core::future::{Future, poll_fn};
+use core::mem;
 use core::num::NonZeroUsize;
 use core::pin::Pin;
 use core::pin::pin;
 use core::sync::atomic::{AtomicBool, Ordering};
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread;
@@ -61,10 +62,14 @@ struct Job<Item, Out> {
 /// The worker thread, from the adapter's side.
 enum Worker<S, Item, Out> {
     /// Not started yet: no item has been pulled. Holds what builds each item's
-    /// scope, to be moved to the thread.
+    /// scope, to be moved to the thread. `None` once the adapter has ended.
     Idle(Option<S>),
     /// Started: items go to it through this channel.
     Running(Jobs<Item, Out>),
+    /// Told that no more items come: it is dropping what it holds — the
+    /// acquire and the body, with everything they captured — and says so
+    /// through this channel when it is done.
+    Closing(oneshot::Receiver<()>),
 }
 
 /// The adapter's end of the worker thread. Dropping it — the adapter ended or
@@ -75,6 +80,17 @@ enum Worker<S, Item, Out> {
 struct Jobs<Item, Out> {
     sender: mpsc::UnboundedSender<Job<Item, Out>>,
     cancelled: Arc<AtomicBool>,
+    // Fires once the worker has dropped the acquire, the body and its tasks.
+    // Taken by `close`; a dropped adapter does not wait for it.
+    closed: Option<oneshot::Receiver<()>>,
+}
+
+impl<Item, Out> Jobs<Item, Out> {
+    /// Tells the worker that no more items come — once every task has
+    /// finished — and returns what says when it has let go of everything.
+    fn close(mut self) -> Option<oneshot::Receiver<()>> {
+        self.closed.take()
+    }
 }
 
 impl<Item, Out> Drop for Jobs<Item, Out> {
@@ -189,8 +205,23 @@ where
             }
             Poll::Ready(None) if *this.pulled_all => {
                 // Done: end the worker thread now rather than when the adapter
-                // is dropped.
-                *this.worker = Worker::Idle(None);
+                // is dropped, and end the stream only once it has dropped the
+                // acquire and the body — a pool or a connection they own is
+                // closed by then, not behind the caller's back.
+                if let Worker::Running(_) = this.worker {
+                    let Worker::Running(jobs) = mem::replace(this.worker, Worker::Idle(None))
+                    else {
+                        unreachable!("just matched");
+                    };
+                    if let Some(closed) = jobs.close() {
+                        *this.worker = Worker::Closing(closed);
+                    }
+                }
+                if let Worker::Closing(closed) = this.worker {
+                    // An error means the worker is gone: it let go too.
+                    let _ = ready!(Pin::new(closed).poll(cx));
+                    *this.worker = Worker::Idle(None);
+                }
                 Poll::Ready(None)
             }
             // Nothing in flight, and the stream is pending: its waker is set.
@@ -230,7 +261,7 @@ impl<S, Item, Out> Worker<S, Item, Out> {
         }
         match self {
             Self::Running(jobs) => jobs,
-            Self::Idle(_) => unreachable!("the worker was just started"),
+            Self::Idle(_) | Self::Closing(_) => unreachable!("the worker was just started"),
         }
     }
 }
@@ -250,16 +281,37 @@ where
         );
     };
     let (sender, received) = mpsc::unbounded_channel();
+    let (closing, closed) = oneshot::channel();
     let cancelled = Arc::new(AtomicBool::new(false));
+    // The caller's subscriber and span, so that the items' spans and events
+    // (and the body's own) go where the caller's do, nested in its span.
+    #[cfg(feature = "tracing")]
+    let (dispatch, caller) = (
+        tracing::dispatcher::get_default(Clone::clone),
+        tracing::Span::current(),
+    );
     let worker = {
         let cancelled = Arc::clone(&cancelled);
-        move || run_worker(&runtime, received, &cancelled, start)
+        move || {
+            #[cfg(feature = "tracing")]
+            let _subscriber = tracing::dispatcher::set_default(&dispatch);
+            #[cfg(feature = "tracing")]
+            let _caller = caller.enter();
+            run_worker(&runtime, received, &cancelled, start);
+            // The acquire, the body and the tasks are dropped: say so (to an
+            // adapter that is still there to hear it).
+            let _ = closing.send(());
+        }
     };
     thread::Builder::new()
         .name("loopscope-spawned".into())
         .spawn(worker)
         .expect("failed to spawn the worker thread of a spawned adapter");
-    Jobs { sender, cancelled }
+    Jobs {
+        sender,
+        cancelled,
+        closed: Some(closed),
+    }
 }
 
 /// The worker thread: runs each job's scope as a local task until the adapter
@@ -301,9 +353,11 @@ fn run_worker<Item, Out, S, F>(
     }));
     // The adapter was dropped (or has ended, and then no task is left): drop the
     // tasks in flight, inside the runtime, so that a `release_on_cancel` can
-    // spawn its release there.
+    // spawn its release there; then what builds the scopes — the acquire and
+    // the body.
     let _runtime = runtime.enter();
     drop(tasks);
+    drop(start);
 }
 
 /// `try_map_scoped_spawned`: each item's scope a task, results in input order.

@@ -1,5 +1,11 @@
 //! Cancellation at every poll point: drop a future (or a stream) after each
 //! possible number of polls, and check what it left behind each time.
+//!
+//! The check runs right after the drop, so it sees what the drop released
+//! *synchronously*. That is all of it for the adapters that run their scopes
+//! inside the future they return, not for the spawned adapters (feature
+//! `tokio`), whose scopes run on a worker thread that releases their resources
+//! shortly after the drop: see "Spawned adapters" at [`cancel_at_every_poll`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +33,58 @@ const MAX_POLLS: usize = 10_000;
 /// delays do, and channels or locks woken by the future itself); a future that
 /// waits on a timer or on I/O never completes this way. `make` is called
 /// `n + 1` times; the runs poll `(n + 1)(n + 2) / 2` times in all.
+///
+/// # Spawned adapters
+///
+/// `check` runs right after the drop, so it sees only what the drop released
+/// *synchronously*. The spawned adapters (`try_map_scoped_spawned` and
+/// `for_each_scoped_spawned`, feature `tokio`) run their scopes on a worker
+/// thread: after a drop that thread releases what the scopes held shortly
+/// after, not before the drop returns, so a check such as
+/// `tracker.live() == 0` made at once fails now and then. For them, wait for
+/// the releases in `check` before checking — poll the tracker until
+/// `live() == 0`, with a timeout that fails the check.
+///
+/// The scopes also make progress on that thread whether or not the future is
+/// polled, so the `k`-th poll is not the same point in every run, and `n`
+/// varies from call to call. Their first item must be pulled inside a tokio
+/// runtime: enter one around the call.
+///
+/// ```
+/// # #[cfg(feature = "tokio")]
+/// # fn main() {
+/// use std::convert::Infallible;
+/// use std::time::{Duration, Instant};
+/// use futures::stream;
+/// use loopscope::prelude::*;
+/// use loopscope::testing::{Tracker, cancel_at_every_poll, yield_n};
+///
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// let _inside = runtime.enter();
+/// let tracker = Tracker::new();
+/// cancel_at_every_poll(
+///     || {
+///         let tracker = tracker.clone();
+///         stream::iter(0..3).for_each_scoped_spawned(
+///             2,
+///             async move |_item: i32| Ok::<_, Infallible>(tracker.acquire()),
+///             async |_resource| Ok::<_, Infallible>(yield_n(1).await),
+///         )
+///     },
+///     |_polls| {
+///         // The worker thread releases what the drop left shortly after it.
+///         let deadline = Instant::now() + Duration::from_secs(5);
+///         while tracker.live() > 0 && Instant::now() < deadline {
+///             std::thread::sleep(Duration::from_millis(1));
+///         }
+///         assert_eq!(tracker.live(), 0, "not released within 5 s of the drop");
+///     },
+/// );
+/// tracker.assert_released_exactly_once();
+/// # }
+/// # #[cfg(not(feature = "tokio"))]
+/// # fn main() {}
+/// ```
 ///
 /// # Panics
 ///
@@ -90,6 +148,10 @@ pub fn cancel_at_every_poll<F: Future>(
 /// [`cancel_at_every_poll`] with a check that returns `Result`: stops at the
 /// first `Err`, and returns it.
 ///
+/// As there, `check` sees only what a drop released synchronously; for the
+/// spawned adapters, wait for their releases first (see
+/// [Spawned adapters](cancel_at_every_poll#spawned-adapters)).
+///
 /// # Errors
 ///
 /// The first error `check` returns.
@@ -132,6 +194,10 @@ pub fn try_cancel_at_every_poll<F: Future, E>(
 /// `poll_next` that yields an item or returns `Pending` counts one), or until it
 /// ends; returns the number of polls a full run takes, the one that returns
 /// `Ready(None)` included.
+///
+/// As with [`cancel_at_every_poll`], `check` sees only what a drop released
+/// synchronously; for `try_map_scoped_spawned`, wait for its releases first
+/// (see [Spawned adapters](cancel_at_every_poll#spawned-adapters)).
 ///
 /// # Panics
 ///
@@ -179,6 +245,9 @@ pub fn cancel_stream_at_every_poll<S: futures_util::Stream>(
 
 /// [`cancel_stream_at_every_poll`] with a check that returns `Result`: stops at
 /// the first `Err`, and returns it.
+///
+/// As there, `check` sees only what a drop released synchronously (see
+/// [Spawned adapters](cancel_at_every_poll#spawned-adapters)).
 ///
 /// # Errors
 ///

@@ -26,6 +26,7 @@ use crate::{AsyncAcquire, ConcurrentAcquire};
 /// assert_eq!(Step::Use.to_string(), "use");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum Step {
     /// Acquiring the item's resource.
     Acquire,
@@ -66,6 +67,7 @@ impl fmt::Display for Step {
 /// assert_eq!(faults.planned(Step::Use, 1), None);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Fault {
     /// The step returns `Err(Injected::Fault(..))`.
     Fail,
@@ -128,6 +130,7 @@ impl InjectedFault {
 /// assert_eq!(Injected::Inner("disk full").into_inner(), Some("disk full"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum Injected<E> {
     /// A failure the plan injected.
     #[error(transparent)]
@@ -198,6 +201,7 @@ impl<E> Injected<E> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Call {
     /// The step of the item at this position began.
     Start(Step, usize),
@@ -227,7 +231,9 @@ type Delay = Arc<dyn Fn(usize) -> usize + Send + Sync>;
 /// input order). The wrapped acquire hands out each resource as an
 /// [`Indexed`] that carries this position, so that the body and the release know
 /// which item they serve, also when the concurrent adapters finish items out of
-/// order.
+/// order. So wrap the *whole* acquire, once — `faults.acquire(both(a, b))`, not
+/// `both(faults.acquire(a), faults.acquire(b))`: see
+/// [`acquire`](Faults::acquire) for why.
 ///
 /// A fault at **acquire** or **use** replaces the call: the wrapped acquire or
 /// body is not called. A fault at **release** comes after it: the wrapped release
@@ -543,6 +549,23 @@ impl Faults {
     /// for it panics at its first acquire; wrap an
     /// `async_bracket(..).release(..)` instead.
     ///
+    /// # Wrap the whole acquire
+    ///
+    /// The wrapper numbers items by counting its *own* calls, so it must be
+    /// called exactly once per item: wrap the acquire that the adapter is given,
+    /// not a part of it. Wrap [`both`](crate::both)`(a, b)` as
+    /// `faults.acquire(both(a, b))`, never as
+    /// `both(faults.acquire(a), faults.acquire(b))`: when `a` fails, `both` does
+    /// not call `b`, so `b`'s wrapper falls one call behind from that item on.
+    /// With `fail_acquire([1])` over four items, item 1 fails in `a`, item 2
+    /// fails too (`b`'s wrapper, called for the second time, numbers it 1), and
+    /// item 3's parts are numbered 3 and 2. The same goes for any combinator that may skip a part.
+    ///
+    /// The wrappers do not detect this: two wrappers of one plan may also be
+    /// two loops sharing it, and each rerun of a loop (as
+    /// [`cancel_at_every_poll`](super::cancel_at_every_poll) makes) wraps again
+    /// and numbers from 0 again, which a check could not tell from the misuse.
+    ///
     /// # Examples
     ///
     /// ```
@@ -595,6 +618,7 @@ impl Faults {
     /// let Err(ScopedError::Use { source, .. }) = &results[1] else { panic!() };
     /// assert_eq!(*source, Injected::Fault(InjectedFault::new(Step::Use, 1)));
     /// ```
+    #[must_use = "a body does nothing until it is given to a scoped adapter"]
     pub fn body<R, T, E, B>(
         &self,
         mut body: B,
@@ -649,6 +673,7 @@ impl Faults {
     /// ```
     #[cfg(feature = "stream")]
     #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+    #[must_use = "a body does nothing until it is given to a scoped adapter"]
     pub fn async_body<R, T, E, B>(
         &self,
         body: B,
@@ -696,6 +721,7 @@ impl Faults {
     /// ```
     #[cfg(feature = "stream")]
     #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+    #[must_use = "a body does nothing until it is given to a scoped adapter"]
     pub fn async_body_mut<R, T, E, B>(
         &self,
         mut body: B,
@@ -911,6 +937,10 @@ fn indexed<R, E>(index: usize, acquired: Result<R, E>) -> Result<Indexed<R>, Inj
 ///
 /// It counts its acquire calls to number the items, and is `Send`/`Sync` when
 /// the wrapped acquire is (the count is atomic, the plan's log a mutex).
+/// Because it counts its own calls, it must wrap the whole acquire the adapter
+/// is given — all of a [`both`](crate::both), not one of its parts, which
+/// `both` skips for an item whose first part failed (see "Wrap the whole
+/// acquire" at [`Faults::acquire`]).
 ///
 /// # Examples
 ///
@@ -924,6 +954,32 @@ fn indexed<R, E>(index: usize, acquired: Result<R, E>) -> Result<Indexed<R>, Inj
 /// assert!(matches!(acquire.acquire(11), Err(Injected::Fault(_))));
 /// assert!(acquire.acquire(12).is_ok());
 /// ```
+///
+/// Two resources per item: one wrapper around the whole `both`, so that the
+/// fault planned for item 1 hits item 1 only:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use loopscope::both;
+/// use loopscope::prelude::*;
+/// use loopscope::testing::{Faults, Tracker};
+///
+/// let tracker = Tracker::new();
+/// let faults = Faults::new().fail_acquire([1]);
+/// let positions: Vec<_> = (0..4)
+///     .try_map_scoped(
+///         faults.acquire(both(
+///             |_: i32| Ok::<_, Infallible>(tracker.acquire()),
+///             |_: i32| Ok::<_, Infallible>(tracker.acquire()),
+///         )),
+///         |pair| Ok::<_, Infallible>(pair.index()),
+///     )
+///     .map(Result::ok)
+///     .collect();
+/// assert_eq!(positions, [Some(0), None, Some(2), Some(3)]);
+/// tracker.assert_released_exactly_once();
+/// ```
+#[must_use = "an acquire does nothing until it is given to a scoped adapter"]
 pub struct FaultyAcquire<A> {
     inner: A,
     faults: Faults,

@@ -10,7 +10,11 @@
 //!   ([`yield_n`]); it records every call the adapter makes ([`Call`]);
 //! - [`cancel_at_every_poll`] drops a future after every possible number of
 //!   polls and checks what it left behind (with the `stream` feature,
-//!   `cancel_stream_at_every_poll` does the same for a stream);
+//!   `cancel_stream_at_every_poll` does the same for a stream). The check sees
+//!   what a drop released *synchronously*: the spawned adapters (feature
+//!   `tokio`) release on a worker thread shortly after the drop, so for them
+//!   wait for the releases before checking (see
+//!   [Spawned adapters](cancel_at_every_poll#spawned-adapters));
 //! - [`open_fds`] counts the process's open descriptors on Linux.
 //!
 //! Give the adapter a resource made by [`Tracker::acquire`] — alone, or beside

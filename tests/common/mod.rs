@@ -50,6 +50,7 @@ impl ItemScript {
             Step::Acquire => self.acquire,
             Step::Use => self.body,
             Step::Release => self.release,
+            step => unreachable!("no script for {step:?}"),
         }
     }
 }
@@ -84,6 +85,7 @@ impl Event {
             Step::Acquire => Event::Acquire(index),
             Step::Use => Event::Body(index),
             Step::Release => Event::Release(index),
+            step => unreachable!("no event for {step:?}"),
         }
     }
 }
@@ -451,6 +453,7 @@ pub fn injected(error: Fault) -> InjectedFault {
     match error {
         Injected::Fault(fault) => fault,
         Injected::Inner(never) => match never {},
+        other => unreachable!("an error the kit does not make: {other:?}"),
     }
 }
 

@@ -111,7 +111,7 @@ impl Harness {
             match call {
                 Call::Start(Step::Acquire, index) => started.push((index, ended)),
                 Call::End(..) => ended += 1,
-                Call::Start(..) => {}
+                _ => {}
             }
         }
         started
