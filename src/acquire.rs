@@ -128,6 +128,22 @@ pub trait Acquire<Item> {
     ///
     /// Whatever the implementation reports; the adapters wrap it in
     /// [`ScopedError::Acquire`](crate::ScopedError::Acquire) and release nothing.
+    ///
+    /// # Examples
+    ///
+    /// What an adapter does with each item, by hand:
+    ///
+    /// ```
+    /// use loopscope::{Acquire, Outcome, bracket};
+    ///
+    /// let mut numbers = bracket(|text: &str| text.parse::<u32>())
+    ///     .release(|n: u32| if n % 2 == 0 { Ok(()) } else { Err("odd") });
+    /// let mut n = numbers.acquire("41")?;
+    /// n += 1; // the body
+    /// assert_eq!(numbers.release(n, Outcome::Completed), Ok(()));
+    /// assert!(numbers.acquire("forty-one").is_err());
+    /// # Ok::<(), std::num::ParseIntError>(())
+    /// ```
     fn acquire(&mut self, item: Item) -> Result<Self::Resource, Self::Error>;
 
     /// Releases the resource of one item, told how the item's body ended.
@@ -137,6 +153,20 @@ pub trait Acquire<Item> {
     /// Whatever the implementation reports; the adapters wrap it in
     /// [`ScopedError::Release`](crate::ScopedError::Release), or keep it beside the
     /// body's error in [`ScopedError::Use`](crate::ScopedError::Use).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::{Acquire, Outcome, bracket};
+    ///
+    /// let mut files = bracket(|name: &str| Ok::<_, ()>(name.to_owned()))
+    ///     .release_with(|name, outcome| match outcome {
+    ///         Outcome::Completed => Ok(()),
+    ///         _ => Err(format!("{name}: rolled back")),
+    ///     });
+    /// let name = files.acquire("a.txt").unwrap();
+    /// assert_eq!(files.release(name, Outcome::Failed), Err("a.txt: rolled back".to_owned()));
+    /// ```
     fn release(
         &mut self,
         resource: Self::Resource,
@@ -190,6 +220,7 @@ where
 /// assert_eq!(outputs, [b"done\n".to_vec(), b"done\n".to_vec()]);
 /// # Ok::<(), io::Error>(())
 /// ```
+#[doc(alias("defer", "using", "with", "try-with-resources"))]
 pub fn bracket<Item, R, E, A>(acquire: A) -> Bracket<A, R>
 where
     A: FnMut(Item) -> Result<R, E>,

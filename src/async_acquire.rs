@@ -72,6 +72,7 @@ use crate::{Outcome, WithOutcome};
 /// # Ok::<(), ScopedError<Infallible, Infallible, Infallible>>(())
 /// # }).unwrap();
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub trait AsyncAcquire<Item> {
     /// The resource lent to the body.
     type Resource;
@@ -90,6 +91,22 @@ pub trait AsyncAcquire<Item> {
     /// `false` unless overridden, which is always correct; the async closures and
     /// an [`async_bracket`] without `.release(..)` set it to `true`. (As anywhere
     /// in Rust, a `Drop` that panics while the body's panic unwinds aborts.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::AsyncAcquire;
+    /// use loopscope::prelude::*;
+    ///
+    /// fn release_is_drop<A: AsyncAcquire<u32>>(_: &A) -> bool {
+    ///     A::RELEASE_IS_DROP
+    /// }
+    ///
+    /// let open = async |id: u32| Ok::<_, ()>(id);
+    /// assert!(release_is_drop(&open));
+    /// let closing = async_bracket(open).release(|_id| async { Ok::<_, ()>(()) });
+    /// assert!(!release_is_drop(&closing));
+    /// ```
     const RELEASE_IS_DROP: bool = false;
 
     /// Acquires the resource for one item.
@@ -98,6 +115,24 @@ pub trait AsyncAcquire<Item> {
     ///
     /// Whatever the implementation reports; the adapters wrap it in
     /// [`ScopedError::Acquire`](crate::ScopedError::Acquire) and release nothing.
+    ///
+    /// # Examples
+    ///
+    /// What a sequential adapter does with each item, by hand:
+    ///
+    /// ```
+    /// use loopscope::{AsyncAcquire, Outcome};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut connections = async_bracket(async |port: u16| Ok::<_, String>(format!("conn:{port}")))
+    ///     .release(|conn: String| async move { if conn.is_empty() { Err(conn) } else { Ok(()) } });
+    /// let mut conn = connections.acquire(80).await?;
+    /// conn.push_str("/ping"); // the body
+    /// connections.release(conn, Outcome::Completed).await?;
+    /// # Ok::<(), String>(())
+    /// # }).unwrap();
+    /// ```
     fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
 
     /// Releases the resource of one item, told how the item's body ended.
@@ -107,6 +142,22 @@ pub trait AsyncAcquire<Item> {
     /// Whatever the implementation reports; the adapters wrap it in
     /// [`ScopedError::Release`](crate::ScopedError::Release), or keep it beside the
     /// body's error in [`ScopedError::Use`](crate::ScopedError::Use).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::{AsyncAcquire, Outcome};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut transactions = async_bracket(async |id: u32| Ok::<_, ()>(id))
+    ///     .release_with(|id, outcome| async move {
+    ///         if outcome.is_completed() { Ok(()) } else { Err(format!("rolled back {id}")) }
+    ///     });
+    /// let id = transactions.acquire(7).await.unwrap();
+    /// assert_eq!(transactions.release(id, Outcome::Failed).await, Err("rolled back 7".to_owned()));
+    /// # });
+    /// ```
     fn release(
         &mut self,
         resource: Self::Resource,
@@ -183,6 +234,7 @@ pub trait AsyncAcquire<Item> {
 /// # Ok::<(), ScopedError<Infallible, Infallible, Infallible>>(())
 /// # }).unwrap();
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub trait ConcurrentAcquire<Item> {
     /// The resource lent to the body.
     type Resource;
@@ -201,6 +253,19 @@ pub trait ConcurrentAcquire<Item> {
     /// `false` unless overridden, which is always correct; the async closures and
     /// an [`async_bracket`] without `.release(..)` set it to `true`. (As anywhere
     /// in Rust, a `Drop` that panics while the body's panic unwinds aborts.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::ConcurrentAcquire;
+    /// use loopscope::prelude::*;
+    ///
+    /// fn release_is_drop<A: ConcurrentAcquire<u32>>(_: &A) -> bool {
+    ///     A::RELEASE_IS_DROP
+    /// }
+    ///
+    /// assert!(release_is_drop(&async_bracket(async |id: u32| Ok::<_, ()>(id))));
+    /// ```
     const RELEASE_IS_DROP: bool = false;
 
     /// Acquires the resource for one item.
@@ -208,6 +273,25 @@ pub trait ConcurrentAcquire<Item> {
     /// # Errors
     ///
     /// As [`AsyncAcquire::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// Two items in flight at once, through a shared reference:
+    ///
+    /// ```
+    /// use loopscope::{ConcurrentAcquire, Outcome};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let connections = async_bracket(async |port: u16| Ok::<_, ()>(port))
+    ///     .release(|_port| async { Ok::<_, ()>(()) });
+    /// let (a, b) = futures::join!(connections.acquire(80), connections.acquire(443));
+    /// let (a, b) = (a?, b?);
+    /// connections.release(a, Outcome::Completed).await?;
+    /// connections.release(b, Outcome::Completed).await?;
+    /// # Ok::<(), ()>(())
+    /// # }).unwrap();
+    /// ```
     fn acquire(&self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
 
     /// Releases the resource of one item, told how the item's body ended.
@@ -215,6 +299,20 @@ pub trait ConcurrentAcquire<Item> {
     /// # Errors
     ///
     /// As [`AsyncAcquire::release`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::{ConcurrentAcquire, Outcome};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = async_bracket(async |id: u32| Ok::<_, ()>(id))
+    ///     .release(|id| async move { if id == 0 { Err("lock 0 is stuck") } else { Ok(()) } });
+    /// let id = locks.acquire(0).await.unwrap();
+    /// assert_eq!(locks.release(id, Outcome::Completed).await, Err("lock 0 is stuck"));
+    /// # });
+    /// ```
     fn release(
         &self,
         resource: Self::Resource,
@@ -325,6 +423,8 @@ where
 /// # Ok::<(), io::Error>(())
 /// # }).unwrap();
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+#[doc(alias("defer", "using", "with", "try-with-resources"))]
 pub fn async_bracket<Item, R, E, A>(acquire: A) -> AsyncBracket<A, R>
 where
     A: AsyncFn(Item) -> Result<R, E>,
@@ -361,6 +461,7 @@ where
 /// assert_eq!(lengths, [Ok(1), Ok(2)]);
 /// # });
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct AsyncBracket<A, R> {
     acquire: A,
@@ -551,6 +652,7 @@ where
 /// # Ok::<(), loopscope::ScopedError<String, String, String>>(())
 /// # }).unwrap();
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct AsyncWithRelease<A, R, F> {
     pub(crate) acquire: A,
@@ -638,6 +740,7 @@ where
 /// assert_eq!(close.release("db".to_owned(), Outcome::Completed).await, Ok(()));
 /// # });
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub trait AsyncRelease<R>: sealed::Sealed<R> {
     /// The error of a failed release.
     type Error;
@@ -645,6 +748,22 @@ pub trait AsyncRelease<R>: sealed::Sealed<R> {
     type Future: Future<Output = Result<(), Self::Error>>;
 
     /// Starts releasing `resource`, whose item ended with `outcome`.
+    ///
+    /// # Examples
+    ///
+    /// A closure given to [`AsyncBracket::release`] is not told the outcome:
+    ///
+    /// ```
+    /// use loopscope::{AsyncRelease, Outcome};
+    ///
+    /// let shutdown = |conn: String| async move {
+    ///     if conn.is_empty() { Err("not connected") } else { Ok(()) }
+    /// };
+    /// # futures::executor::block_on(async {
+    /// assert_eq!(shutdown.release(String::new(), Outcome::Completed).await, Err("not connected"));
+    /// assert_eq!(shutdown.release("db".to_owned(), Outcome::Failed).await, Ok(()));
+    /// # });
+    /// ```
     fn release(&self, resource: R, outcome: Outcome) -> Self::Future;
 }
 
@@ -662,6 +781,8 @@ where
     }
 }
 
+// Shown on `WithOutcome`, which exists without the feature.
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 impl<R, F, Fut, E> AsyncRelease<R> for WithOutcome<F>
 where
     F: Fn(R, Outcome) -> Fut,

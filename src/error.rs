@@ -18,8 +18,8 @@ use core::fmt;
 ///
 /// With the `std` feature, a `ScopedError` whose acquire and use errors are
 /// [`std::io::Error`] — and whose release error is `io::Error` or `Infallible` —
-/// converts into `io::Error` with the [`ErrorKind`](std::io::ErrorKind) of the step
-/// that failed, so `?` works in a function returning `io::Result`.
+/// converts into `io::Error` with the [`ErrorKind`] of the step that failed, so
+/// `?` works in a function returning `io::Result`.
 ///
 /// # Examples
 ///
@@ -38,6 +38,15 @@ use core::fmt;
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
+// Without `std` (a `no_std` build) there is no `std` path to link to.
+#[cfg_attr(
+    feature = "std",
+    doc = "[`std::io::Error`]: std::io::Error\n[`ErrorKind`]: std::io::ErrorKind"
+)]
+#[cfg_attr(
+    not(feature = "std"),
+    doc = "[`std::io::Error`]: https://doc.rust-lang.org/std/io/struct.Error.html\n[`ErrorKind`]: https://doc.rust-lang.org/std/io/enum.ErrorKind.html"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScopedError<A, U, R> {
@@ -175,6 +184,7 @@ mod io_conversions {
     }
 
     /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl From<ScopedError<io::Error, io::Error, io::Error>> for io::Error {
         fn from(error: ScopedError<io::Error, io::Error, io::Error>) -> Self {
             io::Error::new(error.io_kind(io::Error::kind), error)
@@ -182,6 +192,7 @@ mod io_conversions {
     }
 
     /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl From<ScopedError<io::Error, io::Error, Infallible>> for io::Error {
         fn from(error: ScopedError<io::Error, io::Error, Infallible>) -> Self {
             io::Error::new(error.io_kind(|never| match *never {}), error)

@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use crate::async_acquire::sealed::Sealed;
 use crate::{AsyncAcquire, AsyncRelease, AsyncWithRelease, ConcurrentAcquire, Outcome};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<A, R, F> AsyncWithRelease<A, R, F> {
     /// When the adapter is dropped mid-item (a timeout, a `select!`), spawns the
     /// async release of the resource the body held on the current tokio runtime,
@@ -90,6 +91,7 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
 /// # Ok(())
 /// # }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct SpawnOnCancel<A, R, F> {
     bracket: AsyncWithRelease<A, R, F>,
@@ -221,6 +223,7 @@ where
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<A, R, F> AsyncWithRelease<A, R, F> {
     /// Gives each release a deadline: a release that has not finished `after`
     /// it started is abandoned — its future is dropped, and the resource with it
@@ -305,6 +308,7 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
 /// # Ok(())
 /// # }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[derive(Clone)]
 pub struct ReleaseTimeout<F> {
     release: F,
@@ -365,6 +369,7 @@ pin_project! {
     /// assert_eq!(run().await.unwrap_err().kind(), io::ErrorKind::TimedOut);
     /// # }
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     #[must_use = "futures do nothing unless polled"]
     pub struct TimedRelease<Fut> {
         #[pin]
@@ -412,6 +417,7 @@ where
 /// // `?` in an `io::Result` function keeps it apart as `ErrorKind::TimedOut`.
 /// assert_eq!(io::Error::from(stuck).kind(), io::ErrorKind::TimedOut);
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReleaseTimeoutError<E> {
@@ -429,6 +435,7 @@ pub enum ReleaseTimeoutError<E> {
 
 /// `Failed` gives back the release's own error; `TimedOut` becomes an error of
 /// kind [`TimedOut`](std::io::ErrorKind::TimedOut).
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl From<ReleaseTimeoutError<std::io::Error>> for std::io::Error {
     fn from(error: ReleaseTimeoutError<std::io::Error>) -> Self {
         match error {
@@ -442,6 +449,7 @@ impl From<ReleaseTimeoutError<std::io::Error>> for std::io::Error {
 
 /// Keeps the [`ErrorKind`](std::io::ErrorKind) of the step that failed; a
 /// release past its deadline is [`TimedOut`](std::io::ErrorKind::TimedOut).
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl From<crate::ScopedError<std::io::Error, std::io::Error, ReleaseTimeoutError<std::io::Error>>>
     for std::io::Error
 {

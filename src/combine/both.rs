@@ -12,7 +12,7 @@ use crate::{Acquire, Outcome};
 /// `first` and `second` are anything a scoped adapter takes as its acquire: plain
 /// closures (released by `Drop`), [`bracket`](crate::bracket)s with a release of
 /// their own, a type implementing [`Acquire`] — and, with the `stream` feature,
-/// async closures and [`async_bracket`](crate::async_bracket)s (both parts sync,
+/// async closures and [`async_bracket`]s (both parts sync,
 /// or both async). Each one gets the item (a clone of it for `first`, hence
 /// `Item: Clone`: pass `&Path`s, indexes, ids). The body gets `&mut (R1, R2)`,
 /// which it can take apart: `|(input, output)| ...`.
@@ -133,6 +133,11 @@ use crate::{Acquire, Outcome};
 /// );
 /// # Ok::<(), io::Error>(())
 /// ```
+#[cfg_attr(feature = "stream", doc = "[`async_bracket`]: crate::async_bracket")]
+#[cfg_attr(
+    not(feature = "stream"),
+    doc = "[`async_bracket`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket.html"
+)]
 pub fn both<A1, A2>(first: A1, second: A2) -> Both<A1, A2> {
     Both { first, second }
 }
@@ -145,12 +150,12 @@ pub fn both<A1, A2>(first: A1, second: A2) -> Both<A1, A2> {
 /// the first resource's is told [`Outcome::Failed`] when the body completed but
 /// releasing the second resource failed (the item as a whole failed), and
 /// [`Outcome::Panicked`] when that release panicked. It implements [`Acquire`] when both parts do, and with
-/// the `stream` feature [`AsyncAcquire`](crate::AsyncAcquire) and
-/// [`ConcurrentAcquire`](crate::ConcurrentAcquire) when both parts do; the item
+/// the `stream` feature [`AsyncAcquire`] and [`ConcurrentAcquire`] when both
+/// parts do; the item
 /// type must be `Clone` in every case.
 ///
 /// Its async implementations never claim
-/// [`RELEASE_IS_DROP`](crate::AsyncAcquire::RELEASE_IS_DROP), even when both
+/// [`RELEASE_IS_DROP`], even when both
 /// parts release by `Drop`: dropping the pair would drop the first resource
 /// before the second, and `Both` keeps the reverse order on every path. The cost
 /// is the adapter's guarded path (a cancellation guard and `catch_unwind` per
@@ -209,6 +214,15 @@ pub fn both<A1, A2>(first: A1, second: A2) -> Both<A1, A2> {
 /// # Ok::<(), String>(())
 /// # }).unwrap();
 /// ```
+// The async traits exist only with the `stream` feature.
+#[cfg_attr(
+    feature = "stream",
+    doc = "[`AsyncAcquire`]: crate::AsyncAcquire\n[`ConcurrentAcquire`]: crate::ConcurrentAcquire\n[`RELEASE_IS_DROP`]: crate::AsyncAcquire::RELEASE_IS_DROP"
+)]
+#[cfg_attr(
+    not(feature = "stream"),
+    doc = "[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html\n[`ConcurrentAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.ConcurrentAcquire.html\n[`RELEASE_IS_DROP`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html#associatedconstant.RELEASE_IS_DROP"
+)]
 #[must_use = "`both` does nothing until it is given to a scoped adapter"]
 #[derive(Clone)]
 pub struct Both<A1, A2> {
@@ -329,6 +343,7 @@ fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A:
 #[cfg(feature = "stream")]
 macro_rules! impl_async_both {
     ($Trait:ident $(, $mut:ident)?) => {
+        #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
         impl<Item, A1, A2> crate::$Trait<Item> for Both<A1, A2>
         where
             Item: Clone,

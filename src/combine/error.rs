@@ -340,6 +340,7 @@ mod io_conversions {
     }
 
     /// Keeps the [`ErrorKind`](io::ErrorKind) of the failed acquire.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl<E1, E2, R1> From<BothAcquireError<E1, E2, R1>> for io::Error
     where
         BothAcquireError<E1, E2, R1>: IoKind + Error + Send + Sync + 'static,
@@ -350,6 +351,7 @@ mod io_conversions {
     }
 
     /// Keeps the [`ErrorKind`](io::ErrorKind) of the release that failed first.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl<R1, R2> From<BothReleaseError<R1, R2>> for io::Error
     where
         BothReleaseError<R1, R2>: IoKind + Error + Send + Sync + 'static,
@@ -362,6 +364,7 @@ mod io_conversions {
     /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed, so that `?`
     /// works on an adapter given a [`both`](crate::both) in a function returning
     /// `io::Result`.
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl<E1, E2, R1, R> From<ScopedError<BothAcquireError<E1, E2, R1>, io::Error, R>> for io::Error
     where
         ScopedError<BothAcquireError<E1, E2, R1>, io::Error, R>:
@@ -374,6 +377,7 @@ mod io_conversions {
 
     /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed (an
     /// [`Acquire`](crate::Acquire) of your own that releases a `both` pair).
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     impl<R1, R2> From<ScopedError<io::Error, io::Error, BothReleaseError<R1, R2>>> for io::Error
     where
         ScopedError<io::Error, io::Error, BothReleaseError<R1, R2>>:

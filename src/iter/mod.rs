@@ -25,6 +25,7 @@ use crate::scope::{self, ScopeError};
 /// assert_eq!(log, ["open a", "open b"]);
 /// # Ok::<(), ScopedError<(), (), std::convert::Infallible>>(())
 /// ```
+#[doc(alias("defer", "bracket"))]
 pub trait ScopedIterExt: Iterator + Sized {
     /// For each item, acquires a resource, lends it to `body`, and releases it
     /// before the next item; stops at the first error.
@@ -91,6 +92,7 @@ pub trait ScopedIterExt: Iterator + Sized {
     /// assert_eq!(std::io::Error::from(error).kind(), ErrorKind::NotFound);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[doc(alias("defer", "bracket", "with", "using"))]
     #[inline]
     fn for_each_scoped<A, B, T, EU>(
         self,
@@ -157,6 +159,7 @@ pub trait ScopedIterExt: Iterator + Sized {
     /// assert!(matches!(results[1], Err(ScopedError::Acquire { index: 1, .. })));
     /// assert!(matches!(results[2], Err(ScopedError::Use { index: 2, source: "overflow", .. })));
     /// ```
+    #[doc(alias("bracket", "with"))]
     #[inline]
     fn try_map_scoped<A, B, T, EU>(self, acquire: A, body: B) -> TryMapScoped<Self, A, B>
     where

@@ -95,6 +95,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// assert_eq!(log, ["ok", "broken"]); // fail-fast: "never" was not acquired
     /// # });
     /// ```
+    #[doc(alias("defer", "bracket", "with", "using"))]
     #[inline]
     fn for_each_scoped<A, B, T, EU>(
         self,
@@ -166,6 +167,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// assert!(results.next().await.is_none());
     /// # });
     /// ```
+    #[doc(alias("bracket", "with"))]
     #[inline]
     fn try_map_scoped<A, B, T, EU>(
         self,
@@ -254,6 +256,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// # Ok::<(), std::io::Error>(())
     /// # }).unwrap();
     /// ```
+    #[doc(alias("for_each_concurrent", "try_for_each_concurrent", "join_all"))]
     #[track_caller]
     fn for_each_scoped_concurrent<A, B, T, EU>(
         self,
@@ -337,6 +340,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// assert_eq!(lengths, [Ok(2), Ok(4), Ok(6)]);
     /// # });
     /// ```
+    #[doc(alias("buffered"))]
     #[track_caller]
     fn try_map_scoped_concurrent<A, B, T, EU>(
         self,
@@ -384,6 +388,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// assert_eq!(sizes, [1, 2, 3]);
     /// # });
     /// ```
+    #[doc(alias("buffer_unordered"))]
     #[track_caller]
     fn try_map_scoped_unordered<A, B, T, EU>(
         self,

@@ -1053,6 +1053,7 @@ impl<A> FaultyAcquire<A> {
 }
 
 #[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 impl<Item, A: AsyncAcquire<Item>> AsyncAcquire<Item> for FaultyAcquire<A> {
     type Resource = Indexed<A::Resource>;
     type Error = Injected<A::Error>;
@@ -1094,6 +1095,7 @@ impl<Item, A: AsyncAcquire<Item>> AsyncAcquire<Item> for FaultyAcquire<A> {
 }
 
 #[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 impl<Item, A: ConcurrentAcquire<Item>> ConcurrentAcquire<Item> for FaultyAcquire<A> {
     type Resource = Indexed<A::Resource>;
     type Error = Injected<A::Error>;

@@ -1,0 +1,529 @@
+//! Guides: the hand-written loops this crate replaces, how to prove your own
+//! loop, and what the `tracing` feature records. This module holds
+//! documentation only.
+//!
+//! - [Replacing manual loops](#replacing-manual-loops): five loops that compile,
+//!   pass their tests and still hoard resources or lose errors, each beside its
+//!   replacement.
+//! - [Prove your loop](#prove-your-loop): the test kit (feature `testing`).
+//! - [Tracing](#tracing): the spans and events (feature `tracing`).
+//!
+//! # Replacing manual loops
+//!
+//! Each "before" below compiles and runs; the comments say what is wrong with
+//! it. Each "after" is the same work with this crate, and runs as a test.
+//!
+//! ## Collecting opened files
+//!
+//! Before: every file is open at once, until `too many open files`; and an
+//! error does not say which path failed.
+//!
+//! ```
+//! use std::fs::File;
+//! use std::io::{self, Read};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let paths: Vec<_> = (0..100).map(|i| dir.path().join(format!("{i}.log"))).collect();
+//! # for path in &paths { std::fs::write(path, "GET /\n")?; }
+//! let files = paths.iter().map(File::open).collect::<io::Result<Vec<_>>>()?;
+//! // All 100 files are open here; with 100,000 paths, the process runs out.
+//! let mut text = String::new();
+//! for mut file in files {
+//!     file.read_to_string(&mut text)?;
+//! }
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! After: one file open at a time, and the error names the item.
+//! `for_each_scoped` stops at the first error; `try_map_scoped` is lazy and
+//! yields one `Result` per item.
+//!
+//! ```
+//! use std::fs::File;
+//! use std::io::{self, Read};
+//! use loopscope::prelude::*;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let paths: Vec<_> = (0..100).map(|i| dir.path().join(format!("{i}.log"))).collect();
+//! # for path in &paths { std::fs::write(path, "GET /\n")?; }
+//! let mut text = String::new();
+//! paths.iter().for_each_scoped(File::open, |file| file.read_to_string(&mut text))?;
+//!
+//! let sizes = paths
+//!     .iter()
+//!     .try_map_scoped(File::open, |file| file.read_to_end(&mut Vec::new()))
+//!     .collect::<Result<Vec<usize>, _>>()?;
+//! assert_eq!(sizes.len(), 100);
+//!
+//! let missing = [dir.path().join("0.log"), dir.path().join("gone.log")];
+//! let error = missing.iter().for_each_scoped(File::open, |_file| Ok::<_, io::Error>(())).unwrap_err();
+//! assert_eq!(error.index(), 1); // `missing[1]` could not be opened
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! ## Connections, and how many are open
+//!
+//! In the next two examples, `connect`, `Connection::get` and
+//! `Connection::close` stand in for a network client's (they are hidden in the
+//! code). Like many clients', a `Connection` that is dropped rather than closed
+//! is closed by a task in the background, a while later; `peak()` is the most
+//! connections that were open — or still closing — at once.
+//!
+//! ### `join_all` over per-item futures
+//!
+//! Before: every future runs at once, and so every connection is open at once.
+//!
+//! ```
+//! # use std::io;
+//! # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+//! # static OPEN: AtomicUsize = AtomicUsize::new(0);
+//! # static PEAK: AtomicUsize = AtomicUsize::new(0);
+//! # fn peak() -> usize { PEAK.load(SeqCst) }
+//! # async fn some_polls() { for _ in 0..20 { tokio::task::yield_now().await; } }
+//! # struct Connection { closed: bool }
+//! # async fn connect(_port: u16) -> io::Result<Connection> {
+//! #     PEAK.fetch_max(OPEN.fetch_add(1, SeqCst) + 1, SeqCst);
+//! #     Ok(Connection { closed: false })
+//! # }
+//! # impl Connection {
+//! #     async fn get(&mut self, path: &str) -> io::Result<String> {
+//! #         tokio::task::yield_now().await;
+//! #         Ok(format!("200 {path}"))
+//! #     }
+//! # }
+//! # impl Drop for Connection {
+//! #     fn drop(&mut self) {
+//! #         if !self.closed {
+//! #             tokio::spawn(async { some_polls().await; OPEN.fetch_sub(1, SeqCst) });
+//! #         }
+//! #     }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> io::Result<()> {
+//! let replies = futures::future::join_all((0..100).map(|port| async move {
+//!     let mut connection = connect(port).await?;
+//!     connection.get("/status").await
+//! }))
+//! .await;
+//! assert!(replies.iter().all(Result::is_ok));
+//! assert_eq!(peak(), 100); // all of them at once
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! After: at most 8 connections — counting those being closed, since each
+//! close is awaited before its slot takes the next item.
+//!
+//! ```
+//! # use std::io;
+//! # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+//! # static OPEN: AtomicUsize = AtomicUsize::new(0);
+//! # static PEAK: AtomicUsize = AtomicUsize::new(0);
+//! # fn peak() -> usize { PEAK.load(SeqCst) }
+//! # async fn some_polls() { for _ in 0..20 { tokio::task::yield_now().await; } }
+//! # struct Connection { closed: bool }
+//! # async fn connect(_port: u16) -> io::Result<Connection> {
+//! #     PEAK.fetch_max(OPEN.fetch_add(1, SeqCst) + 1, SeqCst);
+//! #     Ok(Connection { closed: false })
+//! # }
+//! # impl Connection {
+//! #     async fn get(&mut self, path: &str) -> io::Result<String> {
+//! #         tokio::task::yield_now().await;
+//! #         Ok(format!("200 {path}"))
+//! #     }
+//! #     async fn close(mut self) -> io::Result<()> {
+//! #         some_polls().await;
+//! #         self.closed = true;
+//! #         OPEN.fetch_sub(1, SeqCst);
+//! #         Ok(())
+//! #     }
+//! # }
+//! # impl Drop for Connection {
+//! #     fn drop(&mut self) {
+//! #         if !self.closed {
+//! #             tokio::spawn(async { some_polls().await; OPEN.fetch_sub(1, SeqCst) });
+//! #         }
+//! #     }
+//! # }
+//! use futures::stream;
+//! use loopscope::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> io::Result<()> {
+//! stream::iter(0..100)
+//!     .for_each_scoped_concurrent(
+//!         8,
+//!         async_bracket(connect).release(Connection::close),
+//!         async |connection| connection.get("/status").await,
+//!     )
+//!     .await?;
+//! assert!(peak() <= 8);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ### `buffer_unordered(n)`
+//!
+//! Before: `buffer_unordered(8)` caps the *futures* at 8, but each future
+//! leaves its connection to `Drop`: the closes pile up in the background, so
+//! far more than 8 connections are open at once — and a failed close is never
+//! seen.
+//!
+//! ```
+//! # use std::io;
+//! # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+//! # static OPEN: AtomicUsize = AtomicUsize::new(0);
+//! # static PEAK: AtomicUsize = AtomicUsize::new(0);
+//! # fn peak() -> usize { PEAK.load(SeqCst) }
+//! # async fn some_polls() { for _ in 0..20 { tokio::task::yield_now().await; } }
+//! # struct Connection { closed: bool }
+//! # async fn connect(_port: u16) -> io::Result<Connection> {
+//! #     PEAK.fetch_max(OPEN.fetch_add(1, SeqCst) + 1, SeqCst);
+//! #     Ok(Connection { closed: false })
+//! # }
+//! # impl Connection {
+//! #     async fn get(&mut self, path: &str) -> io::Result<String> {
+//! #         tokio::task::yield_now().await;
+//! #         Ok(format!("200 {path}"))
+//! #     }
+//! # }
+//! # impl Drop for Connection {
+//! #     fn drop(&mut self) {
+//! #         if !self.closed {
+//! #             tokio::spawn(async { some_polls().await; OPEN.fetch_sub(1, SeqCst) });
+//! #         }
+//! #     }
+//! # }
+//! use futures::stream::{self, StreamExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> io::Result<()> {
+//! let replies: Vec<io::Result<String>> = stream::iter(0..100)
+//!     .map(|port| async move {
+//!         let mut connection = connect(port).await?;
+//!         connection.get("/status").await
+//!     }) // `connection` dropped: closed some time later, if at all
+//!     .buffer_unordered(8)
+//!     .collect()
+//!     .await;
+//! assert_eq!(replies.len(), 100);
+//! assert!(peak() > 8);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! After: `try_map_scoped_unordered(8, ..)` yields the results in completion
+//! order too, but a result comes only once its connection's close has been
+//! awaited, so at most 8 are open; a failed close is the item's error, which
+//! carries its index.
+//!
+//! ```
+//! # use std::io;
+//! # use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+//! # static OPEN: AtomicUsize = AtomicUsize::new(0);
+//! # static PEAK: AtomicUsize = AtomicUsize::new(0);
+//! # fn peak() -> usize { PEAK.load(SeqCst) }
+//! # async fn some_polls() { for _ in 0..20 { tokio::task::yield_now().await; } }
+//! # struct Connection { closed: bool }
+//! # async fn connect(_port: u16) -> io::Result<Connection> {
+//! #     PEAK.fetch_max(OPEN.fetch_add(1, SeqCst) + 1, SeqCst);
+//! #     Ok(Connection { closed: false })
+//! # }
+//! # impl Connection {
+//! #     async fn get(&mut self, path: &str) -> io::Result<String> {
+//! #         tokio::task::yield_now().await;
+//! #         Ok(format!("200 {path}"))
+//! #     }
+//! #     async fn close(mut self) -> io::Result<()> {
+//! #         some_polls().await;
+//! #         self.closed = true;
+//! #         OPEN.fetch_sub(1, SeqCst);
+//! #         Ok(())
+//! #     }
+//! # }
+//! # impl Drop for Connection {
+//! #     fn drop(&mut self) {
+//! #         if !self.closed {
+//! #             tokio::spawn(async { some_polls().await; OPEN.fetch_sub(1, SeqCst) });
+//! #         }
+//! #     }
+//! # }
+//! use futures::stream::{self, StreamExt};
+//! use loopscope::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> io::Result<()> {
+//! let replies: Vec<_> = stream::iter(0..100)
+//!     .try_map_scoped_unordered(
+//!         8,
+//!         async_bracket(connect).release(Connection::close),
+//!         async |connection| connection.get("/status").await,
+//!     )
+//!     .collect()
+//!     .await;
+//! assert!(replies.iter().all(Result::is_ok));
+//! assert!(peak() <= 8);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! When the consumer of the results is slow, the connections in flight sit
+//! idle while it works, as with `buffer_unordered`; with the `tokio` feature,
+//! `try_map_scoped_spawned` runs each item as a task, so that it finishes and
+//! closes meanwhile.
+//!
+//! ## A `BufWriter` whose flush error `Drop` swallows
+//!
+//! Before: dropping a `BufWriter` flushes it and ignores the error. Here the
+//! "disk" has room for 4 bytes, the loop reports success, and the rest of the
+//! data is gone:
+//!
+//! ```
+//! use std::io::{self, BufWriter, Write};
+//!
+//! let mut disk = [0u8; 4];
+//! {
+//!     let mut writer = BufWriter::new(&mut disk[..]);
+//!     writer.write_all(b"hello world")?; // buffered: fine so far
+//! } // dropped: the flush fails, and nobody hears of it
+//! assert_eq!(&disk, b"hell");
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! After: the release takes the writer back with `into_inner`, which flushes
+//! and reports the error, then syncs the file:
+//!
+//! ```
+//! use std::fs::File;
+//! use std::io::{self, BufWriter, Write};
+//! use std::path::PathBuf;
+//! use loopscope::prelude::*;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let paths: Vec<PathBuf> = ["a.csv", "b.csv"].iter().map(|name| dir.path().join(name)).collect();
+//! paths.iter().for_each_scoped(
+//!     bracket(|path: &PathBuf| File::create(path).map(BufWriter::new)).release(
+//!         |writer: BufWriter<File>| writer.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all(),
+//!     ),
+//!     |writer| writeln!(writer, "id,total"),
+//! )?;
+//! # assert_eq!(std::fs::read_to_string(&paths[1])?, "id,total\n");
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! On the 4-byte disk, the same release turns the lost bytes into an error of
+//! the item:
+//!
+//! ```
+//! use std::io::{self, BufWriter, Cursor, Write};
+//! use loopscope::prelude::*;
+//!
+//! let error = [1, 2]
+//!     .into_iter()
+//!     .for_each_scoped(
+//!         bracket(|_id: u32| Ok::<_, io::Error>(BufWriter::new(Cursor::new([0u8; 4])))).release(
+//!             |writer: BufWriter<Cursor<[u8; 4]>>| writer.into_inner().map(drop).map_err(io::IntoInnerError::into_error),
+//!         ),
+//!         |writer| writer.write_all(b"hello world"),
+//!     )
+//!     .unwrap_err();
+//! assert!(matches!(error, ScopedError::Release { index: 0, .. }));
+//! assert_eq!(io::Error::from(error).kind(), io::ErrorKind::WriteZero);
+//! ```
+//!
+//! ## A connection whose async close was left to `Drop`
+//!
+//! Before: Rust has no async `Drop`, so a dropped `TcpStream` is closed without
+//! a `shutdown().await`, and whatever that would have reported is lost.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use tokio::io::AsyncWriteExt;
+//! use tokio::net::TcpStream;
+//!
+//! async fn ping_all(peers: &[SocketAddr]) -> std::io::Result<()> {
+//!     for peer in peers {
+//!         let mut connection = TcpStream::connect(peer).await?;
+//!         connection.write_all(b"ping\n").await?;
+//!     } // dropped: no `shutdown().await`
+//!     Ok(())
+//! }
+//! ```
+//!
+//! After: an async release, awaited before the next item — here on a real
+//! socket on the loopback interface. With the `tokio` feature,
+//! `.spawn_on_cancel()` after `.release(..)` also runs the shutdown when the
+//! loop is cancelled mid-item (a timeout, a `select!`).
+//!
+//! ```
+//! # #[cfg(feature = "stream")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use std::net::SocketAddr;
+//! use futures::stream;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use tokio::net::{TcpListener, TcpStream};
+//! use loopscope::prelude::*;
+//!
+//! # let listener = TcpListener::bind("127.0.0.1:0").await?;
+//! # let server = listener.local_addr()?;
+//! # let received = tokio::spawn(async move {
+//! #     let mut received = Vec::new();
+//! #     for _ in 0..3 {
+//! #         let (mut socket, _) = listener.accept().await?;
+//! #         socket.read_to_end(&mut received).await?;
+//! #     }
+//! #     std::io::Result::Ok(received)
+//! # });
+//! let peers = [server; 3];
+//! stream::iter(peers)
+//!     .for_each_scoped(
+//!         async_bracket(async |peer: SocketAddr| TcpStream::connect(peer).await)
+//!             .release(|mut connection: TcpStream| async move { connection.shutdown().await }),
+//!         async |connection| connection.write_all(b"ping\n").await,
+//!     )
+//!     .await?;
+//! # assert_eq!(received.await.unwrap()?, b"ping\nping\nping\n");
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "stream"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Prove your loop
+//!
+//! A loop that hoards can pass every test that only looks at its results. With
+//! the `testing` feature, the kit this crate proves its own adapters with is
+//! yours: a [`Tracker`] counts the resources live, [`Faults`] makes chosen
+//! items fail, panic or wait at acquire, use or release, and
+//! [`cancel_at_every_poll`] drops a future at each of its `.await`s. Keep a
+//! tracked resource beside your real one, inject the faults, and assert what
+//! must hold — at most one (or `limit`) live, every resource released exactly
+//! once:
+//!
+//! ```
+//! # #[cfg(feature = "testing")]
+//! # fn main() -> std::io::Result<()> {
+//! use std::fs::File;
+//! use std::io::{self, Read};
+//! use std::path::PathBuf;
+//! use loopscope::prelude::*;
+//! use loopscope::testing::{Faults, Tracker, catch_injected};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let paths: Vec<_> = (0..10).map(|i| dir.path().join(format!("{i}.log"))).collect();
+//! # for path in &paths { std::fs::write(path, "GET /\n")?; }
+//! let tracker = Tracker::new();
+//! // Item 2's open fails, item 3's body fails, item 6's release fails, item 8's body panics.
+//! let faults = Faults::new().fail_acquire([2]).fail_use([3]).fail_release([6]).panic_use([8]);
+//! let mut read = 0;
+//! let panicked = catch_injected(|| {
+//!     let results = paths.iter().try_map_scoped(
+//!         faults.acquire(|path: &PathBuf| Ok::<_, io::Error>((File::open(path)?, tracker.acquire()))),
+//!         faults.body(|(file, _tracked): &mut (File, _)| file.read(&mut [0; 64])),
+//!     );
+//!     for result in results {
+//!         read += result.map_or(0, |bytes| bytes);
+//!     }
+//! });
+//! assert_eq!(panicked.unwrap_err().index, 8); // the injected panic, at item 8
+//! assert_eq!(read, 5 * 6); // items 0, 1, 4, 5 and 7 read their 6 bytes
+//! assert_eq!(tracker.peak(), 1);
+//! tracker.assert_released_exactly_once();
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "testing"))]
+//! # fn main() {}
+//! ```
+//!
+//! An async loop, too, with the steps waiting a few polls, the future dropped
+//! after each possible number of polls, and nothing left live each time:
+//!
+//! ```
+//! # #[cfg(all(feature = "testing", feature = "stream"))]
+//! # fn main() {
+//! use std::convert::Infallible;
+//! use futures::stream::{self, StreamExt};
+//! use loopscope::prelude::*;
+//! use loopscope::testing::{Faults, Step, Tracker, cancel_at_every_poll};
+//!
+//! let tracker = Tracker::new();
+//! let faults = Faults::new()
+//!     .fail_use([6])
+//!     .yield_at(Step::Use, |index| index % 4)
+//!     .yield_at(Step::Release, |_| 1);
+//! let polls = cancel_at_every_poll(
+//!     || {
+//!         stream::iter(0..20).for_each_scoped_concurrent(
+//!             4,
+//!             faults.acquire(
+//!                 async_bracket(async |_id: u32| Ok::<_, Infallible>(tracker.acquire()))
+//!                     .release(|conn| async move { Ok::<_, Infallible>(conn.release()) }),
+//!             ),
+//!             faults.async_body(async |_conn| Ok::<_, Infallible>(())),
+//!         )
+//!     },
+//!     |_polls| assert_eq!(tracker.live(), 0),
+//! );
+//! // Dropped at each of its `polls` poll points, it never left one live.
+//! assert!(polls > 1);
+//! assert!(tracker.peak() <= 4);
+//! tracker.assert_released_exactly_once();
+//! # }
+//! # #[cfg(not(all(feature = "testing", feature = "stream")))]
+//! # fn main() {}
+//! ```
+//!
+//! # Tracing
+//!
+//! With the `tracing` feature, every scoped adapter — sync and async, sequential
+//! and concurrent — runs each item in a [`tracing`] span and emits an event at
+//! each of its steps. All of them have the target `loopscope`:
+//!
+//! | span / event | level | fields | when |
+//! | --- | --- | --- | --- |
+//! | span `item` | `DEBUG` | `index` | around the item's acquire, body and release |
+//! | `acquired` | `TRACE` | | the acquire succeeded |
+//! | `released` | `TRACE` | `outcome` | the release succeeded (or, for a release by `Drop`, the resource was dropped) |
+//! | `acquire failed` | `WARN` | `index` | the acquire returned `Err` |
+//! | `body failed` | `WARN` | `index` | the body returned `Err` |
+//! | `release failed` | `WARN` | `index`, `outcome` | the release returned `Err` |
+//! | `body panicked` | `ERROR` | `index` | the body panicked; the release follows, then the panic resumes |
+//! | `release panicked` | `ERROR` | `index` | the release run after a body's panic panicked too (caught, with `std`) |
+//!
+//! `index` is the item's position in the input, as in [`ScopedError`];
+//! `outcome` is the [`Outcome`] the release was given, recorded with `Debug`.
+//! The failure events carry `index` themselves, so that they still say which
+//! item failed when a filter leaves the `DEBUG` spans out (`RUST_LOG=warn`). The
+//! errors themselves are not recorded — the adapters put no `Debug` bound on
+//! them, and the caller gets each one in the returned [`ScopedError`] — except
+//! that a release error or panic after a body's panic, which the caller cannot
+//! get, is reported by its event.
+//!
+//! Your own acquire, body and release run inside the item's span, so their
+//! events and spans nest under it: the sync adapters enter the span for the whole
+//! item, and the async ones instrument the acquire, body and release futures with
+//! it (an async scope never holds a span entered across an `.await`). A
+//! concurrent adapter's items have one span each, so their interleaved events
+//! stay apart. An item cancelled mid-way (the async adapter dropped) emits no
+//! event for its release; its span closes when the item's future is dropped.
+//!
+//! Without the feature the adapters compile to exactly the same code: the span
+//! and event sites are macros that expand to nothing, and the crate does not
+//! depend on `tracing`.
+//!
+//! [`tracing`]: https://docs.rs/tracing
+//! [`ScopedError`]: crate::ScopedError
+//! [`Outcome`]: crate::Outcome
+//
+// The test kit's items exist only with the `testing` feature: without it, link
+// to their docs.rs pages, so that `cargo doc` with any features has no broken
+// links.
+#![cfg_attr(
+    feature = "testing",
+    doc = "[`Tracker`]: crate::testing::Tracker\n[`Faults`]: crate::testing::Faults\n[`cancel_at_every_poll`]: crate::testing::cancel_at_every_poll"
+)]
+#![cfg_attr(
+    not(feature = "testing"),
+    doc = "[`Tracker`]: https://docs.rs/loopscope/0.1/loopscope/testing/struct.Tracker.html\n[`Faults`]: https://docs.rs/loopscope/0.1/loopscope/testing/struct.Faults.html\n[`cancel_at_every_poll`]: https://docs.rs/loopscope/0.1/loopscope/testing/fn.cancel_at_every_poll.html"
+)]
