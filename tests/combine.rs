@@ -9,6 +9,9 @@
 //! release failed) and every result with a model of what must happen. The log also counts live resources,
 //! for the peak.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -414,7 +417,7 @@ fn quiet_injected_panics() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(cases::config(512))]
 
     /// `for_each_scoped`: order, reverse release, the first released when the
     /// second acquire fails, outcomes, every error and panic, fail-fast.
@@ -934,7 +937,7 @@ mod stream {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(crate::cases::config(256))]
 
         #[test]
         fn stream_for_each_scoped_matches_the_model(scripts in scripts(false)) {

@@ -8,6 +8,9 @@
 //! for the scripts, the model and the checks.
 #![cfg(feature = "testing")]
 
+#[path = "common/cases.rs"]
+mod cases;
+
 mod common;
 
 use common::{
@@ -47,6 +50,8 @@ fn check(scripts: &[ItemScript], release: Release) -> Result<(), TestCaseError> 
 }
 
 proptest! {
+    #![proptest_config(cases::config(256))]
+
     /// With `bracket(acquire).release(release)`, where each of the three steps may
     /// succeed, fail or panic.
     #[test]

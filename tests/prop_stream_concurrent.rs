@@ -18,6 +18,9 @@
 //! property needs a runtime (the spawned releases run on it): a tokio
 //! `current_thread` runtime, inside which the adapter is still polled by hand.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 mod common;
 
 use std::cell::Cell;
@@ -865,6 +868,8 @@ fn release_and_scripts() -> impl Strategy<Value = (Release, Vec<ItemScript>)> {
 }
 
 proptest! {
+    #![proptest_config(cases::config(256))]
+
     /// Invariants 1–5 for `for_each_scoped_concurrent`: peak ≤ limit; exactly
     /// once; the error is the scripted failure of the first failing item to
     /// complete; every item started ran to its end and nothing is live when the
@@ -940,6 +945,8 @@ proptest! {
 // Each case of these two runs the adapter once per poll of a full run; the
 // default 256 cases still take well under a second.
 proptest! {
+    #![proptest_config(cases::config(256))]
+
     /// Invariant 6 (release by `Drop` or an async bracket): each adapter dropped
     /// after every possible number of polls.
     #[test]

@@ -18,6 +18,9 @@
 //!   to the number of polls a full run takes; every resource acquired is still
 //!   released exactly once.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 mod common;
 
 use std::pin::pin;
@@ -280,6 +283,8 @@ fn check_cancellation(
 // ---------------------------------------------------------------- the properties
 
 proptest! {
+    #![proptest_config(cases::config(256))]
+
     /// `for_each_scoped` with `async_bracket(acquire).release(release)`, each step
     /// waiting, then succeeding, failing or panicking: the sync model's result and
     /// calls, fail-fast, releases awaited before the next acquire.

@@ -9,6 +9,9 @@
 //! `common` for the scripts, the model and the checks.
 #![cfg(feature = "testing")]
 
+#[path = "common/cases.rs"]
+mod cases;
+
 mod common;
 
 use common::{
@@ -78,6 +81,8 @@ fn check(scripts: &[ItemScript], release: Release, calls: usize) -> Result<(), T
 }
 
 proptest! {
+    #![proptest_config(cases::config(256))]
+
     /// Drained to the end (and one `next()` more, which yields `None`), with
     /// `bracket(acquire).release(release)` and each step succeeding, failing or
     /// panicking.

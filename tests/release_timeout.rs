@@ -7,6 +7,9 @@
 //! Runs on tokio's current-thread runtime with paused time, so "slow" is
 //! virtual and the tests are deterministic and fast.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -75,7 +78,7 @@ fn in_time(release: Option<u64>) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(cases::config(128))]
 
     /// Every item whose release overruns gets `TimedOut` at its own index, the
     /// others their own result; every resource is dropped by the end; the peak

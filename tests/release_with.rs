@@ -12,6 +12,9 @@
 //! A cancelled adapter whose bracket spawns its release on cancellation tells
 //! the spawned release `Cancelled`.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
@@ -156,7 +159,7 @@ fn check_item<T: PartialEq<usize> + std::fmt::Debug>(
 use proptest::test_runner::TestCaseError;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases::config(256))]
 
     #[test]
     fn sync_try_map_scoped_tells_each_release_its_outcome(script in scripts()) {

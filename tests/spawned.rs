@@ -17,6 +17,9 @@
 //! `Harness`: live and peak counts, and the sequence of acquire and release
 //! events.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
@@ -347,10 +350,7 @@ fn failing_bodies() -> impl Strategy<Value = Body> {
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 40,
-        ..ProptestConfig::default()
-    }
+    cases::config(40)
 }
 
 /// The result a script must give in `try_map_scoped_spawned`.

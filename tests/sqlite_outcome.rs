@@ -8,6 +8,9 @@
 //! the items whose body completed — all of their rows — and none of the others,
 //! for the sync and the sequential stream adapters, fail-fast or not.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -166,7 +169,7 @@ fn expected(script: &[Body], adapter: Adapter) -> BTreeMap<usize, usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(cases::config(64))]
 
     #[test]
     fn failed_and_panicking_items_leave_no_rows(

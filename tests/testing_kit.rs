@@ -5,6 +5,9 @@
 //! `cancel_at_every_poll` visits every poll point and catches a future that
 //! leaks.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -280,6 +283,8 @@ fn check_async(plan: &Plan, waits: [usize; 3]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
+    #![proptest_config(cases::config(256))]
+
     /// The sync wrappers fail or panic exactly at the planned step of the planned
     /// items, pass the wrapped code's own results and errors through otherwise,
     /// record each call, and run the wrapped release before a release fault.

@@ -11,6 +11,9 @@
 //! item's acquire, body and release succeed or fail) and checks the log against
 //! what the adapter did.
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -638,6 +641,8 @@ fn expected_until_failure(scripts: &[Script], by_drop: bool) -> (Vec<Ev>, usize)
 }
 
 proptest! {
+    #![proptest_config(cases::config(256))]
+
     #[test]
     fn sync_events_match_the_script(scripts in scripts()) {
         let s = &scripts;
