@@ -684,9 +684,7 @@ impl Faults {
         let faults = self.clone();
         async move |resource: &mut Indexed<R>| {
             let index = resource.index;
-            faults.record(Call::Start(Step::Use, index));
-            yield_n(faults.yields(Step::Use, index)).await;
-            let result = match faults.deliver(Step::Use, index) {
+            let result = match faults.begin(Step::Use, index).await {
                 Err(fault) => Err(Injected::Fault(fault)),
                 Ok(()) => body(&mut resource.resource).await.map_err(Injected::Inner),
             };
@@ -732,9 +730,7 @@ impl Faults {
         let faults = self.clone();
         async move |resource: &mut Indexed<R>| {
             let index = resource.index;
-            faults.record(Call::Start(Step::Use, index));
-            yield_n(faults.yields(Step::Use, index)).await;
-            let result = match faults.deliver(Step::Use, index) {
+            let result = match faults.begin(Step::Use, index).await {
                 Err(fault) => Err(Injected::Fault(fault)),
                 Ok(()) => body(&mut resource.resource).await.map_err(Injected::Inner),
             };
@@ -789,12 +785,20 @@ impl Faults {
     ) -> impl Future<Output = Result<(), InjectedFault>> + Send + 'static {
         let faults = self.clone();
         async move {
-            faults.record(Call::Start(step, index));
-            yield_n(faults.yields(step, index)).await;
-            let result = faults.deliver(step, index);
+            let result = faults.begin(step, index).await;
             faults.record(Call::End(step, index));
             result
         }
+    }
+
+    /// Starts an async `step` for item `index`: records its start, waits the
+    /// planned polls, and delivers the planned fault — the shared first half of
+    /// every async wrapper and of [`inject`](Faults::inject).
+    #[cfg(feature = "stream")]
+    async fn begin(&self, step: Step, index: usize) -> Result<(), InjectedFault> {
+        self.record(Call::Start(step, index));
+        yield_n(self.yields(step, index)).await;
+        self.deliver(step, index)
     }
 
     fn log(&self) -> MutexGuard<'_, Vec<Call>> {
@@ -1066,9 +1070,7 @@ impl<Item, A: AsyncAcquire<Item>> AsyncAcquire<Item> for FaultyAcquire<A> {
         // input order.
         let index = self.next_index();
         async move {
-            self.faults.record(Call::Start(Step::Acquire, index));
-            yield_n(self.faults.yields(Step::Acquire, index)).await;
-            let result = match self.faults.deliver(Step::Acquire, index) {
+            let result = match self.faults.begin(Step::Acquire, index).await {
                 Err(fault) => Err(Injected::Fault(fault)),
                 Ok(()) => indexed(index, self.inner.acquire(item).await),
             };
@@ -1106,9 +1108,7 @@ impl<Item, A: ConcurrentAcquire<Item>> ConcurrentAcquire<Item> for FaultyAcquire
         self.check_release_faults(A::RELEASE_IS_DROP);
         let index = self.next_index();
         async move {
-            self.faults.record(Call::Start(Step::Acquire, index));
-            yield_n(self.faults.yields(Step::Acquire, index)).await;
-            let result = match self.faults.deliver(Step::Acquire, index) {
+            let result = match self.faults.begin(Step::Acquire, index).await {
                 Err(fault) => Err(Injected::Fault(fault)),
                 Ok(()) => indexed(index, self.inner.acquire(item).await),
             };
