@@ -208,14 +208,15 @@ where
                 // is dropped, and end the stream only once it has dropped the
                 // acquire and the body — a pool or a connection they own is
                 // closed by then, not behind the caller's back.
-                if let Worker::Running(_) = this.worker {
-                    let Worker::Running(jobs) = mem::replace(this.worker, Worker::Idle(None))
-                    else {
-                        unreachable!("just matched");
-                    };
-                    if let Some(closed) = jobs.close() {
-                        *this.worker = Worker::Closing(closed);
+                match mem::replace(this.worker, Worker::Idle(None)) {
+                    Worker::Running(jobs) => {
+                        if let Some(closed) = jobs.close() {
+                            *this.worker = Worker::Closing(closed);
+                        }
                     }
+                    // Closing already (polled again while it lets go), or
+                    // never started.
+                    other => *this.worker = other,
                 }
                 if let Worker::Closing(closed) = this.worker {
                     // An error means the worker is gone: it let go too.
