@@ -1,9 +1,20 @@
 //! How a resource is acquired for an item and released again, asynchronously.
 //!
-//! The sequential stream adapters take an [`AsyncAcquire`]: an async closure
-//! `AsyncFnMut(Item) -> Result<R, E>` (the resource is released by dropping it), or
-//! an [`async_bracket`] whose release is a closure returning a future — closing a
-//! connection or flushing a file is `async`, and Rust has no async `Drop`.
+//! Every stream adapter takes an [`AsyncAcquire`]: an async closure
+//! `AsyncFnOnce(Item) -> Result<R, E> + Clone` (the resource is released by
+//! dropping it), or an [`async_bracket`] whose release is a closure returning a
+//! future — closing a connection or flushing a file is `async`, and Rust has no
+//! async `Drop`.
+//!
+//! # Why `self` by value, and `Clone`
+//!
+//! The adapters call a *copy* of the acquire (and of the body) for each item,
+//! rather than borrowing one closure across the item's `.await`s. A future that
+//! borrows a closure the adapter owns is what rustc cannot prove `Send` inside
+//! `tokio::spawn` ("implementation of `Send` is not general enough"); a future
+//! that owns its copy, it can. A closure that captures only references (`&config`,
+//! `&Mutex<..>`, `&AtomicUsize`) is `Copy`, so the copy costs nothing; one that
+//! captures an `Arc` pays a reference-count increment per call.
 
 use core::convert::Infallible;
 use core::fmt;
@@ -13,21 +24,31 @@ use core::marker::PhantomData;
 use crate::{Outcome, WithOutcome};
 
 /// Acquires a resource for an item and releases it when the item is done, both
-/// asynchronously: the async counterpart of [`Acquire`](crate::Acquire).
+/// asynchronously: the async counterpart of [`Acquire`](crate::Acquire), taken
+/// by every stream adapter, sequential and concurrent.
 ///
-/// The sequential stream adapters await [`acquire`](AsyncAcquire::acquire) once
-/// per item, lend the resource to the body, and then await
-/// [`release`](AsyncAcquire::release) exactly once — whether the body returned `Ok`
-/// or `Err`, or panicked — before they touch the next item. If the adapter is
-/// dropped mid-item (cancelled), the resource is released by its `Drop`.
+/// For each item, the adapters call [`acquire`](AsyncAcquire::acquire) on a
+/// clone of the acquire, lend the resource to the body, and then await
+/// [`release`](AsyncAcquire::release) (on another clone) exactly once — whether
+/// the body returned `Ok` or `Err`, or panicked. If the adapter is dropped
+/// mid-item (cancelled), the resource goes to
+/// [`release_on_cancel`](AsyncAcquire::release_on_cancel), which by default
+/// drops it.
+///
+/// The methods take `self` by value so that their futures own what they use and
+/// borrow nothing from the adapter: that keeps the adapters' futures `Send`
+/// whenever the acquire, its resources and what it captures are (see the
+/// [module docs](crate::guide::spawn)). Implement it for a `Copy` handle, such
+/// as `&Pool`, or for a type whose clone is cheap (an `Arc`).
 ///
 /// It is implemented for:
 ///
-/// - every async closure `AsyncFnMut(Item) -> Result<R, E>`: the resource is
+/// - every async closure `AsyncFnOnce(Item) -> Result<R, E> + Clone` — every
+///   `async |item| ..` that does not mutate what it captures: the resource is
 ///   released by dropping it, and the release cannot fail;
 /// - [`async_bracket`]`(acquire)`, the same as `acquire` itself;
 /// - [`async_bracket`]`(acquire).release(release)`, whose `release` closure
-///   `FnMut(R) -> impl Future<Output = Result<(), E>>` is awaited instead of
+///   `Fn(R) -> impl Future<Output = Result<(), E>>` is awaited instead of
 ///   `Drop`, so that a `shutdown().await` or a `sync_all().await` happens and its
 ///   error reaches the caller.
 ///
@@ -35,45 +56,53 @@ use crate::{Outcome, WithOutcome};
 ///
 /// ```
 /// use std::convert::Infallible;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
 /// use futures::stream::{self, StreamExt};
 /// use loopscope::{AsyncAcquire, Outcome};
 /// use loopscope::prelude::*;
 ///
-/// /// Hands out numbered tickets and counts those whose work completed.
+/// /// Hands out connections and counts those still open.
 /// #[derive(Default)]
-/// struct Tickets {
-///     completed: usize,
+/// struct Pool {
+///     open: AtomicUsize,
 /// }
 ///
-/// impl AsyncAcquire<u32> for Tickets {
+/// // For `&Pool`, a `Copy` handle: the pool is lent to the adapter and read
+/// // afterwards.
+/// impl AsyncAcquire<u32> for &Pool {
 ///     type Resource = u32;
 ///     type Error = Infallible;
 ///     type ReleaseError = Infallible;
 ///
-///     async fn acquire(&mut self, item: u32) -> Result<u32, Infallible> {
-///         Ok(item * 100)
+///     async fn acquire(self, item: u32) -> Result<u32, Infallible> {
+///         self.open.fetch_add(1, Ordering::SeqCst);
+///         Ok(item)
 ///     }
 ///
-///     async fn release(&mut self, _ticket: u32, outcome: Outcome) -> Result<(), Infallible> {
-///         self.completed += usize::from(outcome.is_completed());
+///     async fn release(self, _connection: u32, _outcome: Outcome) -> Result<(), Infallible> {
+///         self.open.fetch_sub(1, Ordering::SeqCst);
 ///         Ok(())
 ///     }
 /// }
 ///
 /// # futures::executor::block_on(async {
-/// let mut seen = Vec::new();
-/// stream::iter([1, 2])
-///     .for_each_scoped(Tickets::default(), async |ticket| {
-///         seen.push(*ticket);
-///         Ok::<_, Infallible>(())
-///     })
+/// let pool = Pool::default();
+/// stream::iter(1..=10)
+///     .for_each_scoped_concurrent(3, &pool, async |_connection| Ok::<_, Infallible>(()))
 ///     .await?;
-/// assert_eq!(seen, [100, 200]);
+/// assert_eq!(pool.open.load(Ordering::SeqCst), 0);
 /// # Ok::<(), ScopedError<Infallible, Infallible, Infallible>>(())
 /// # }).unwrap();
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
-pub trait AsyncAcquire<Item> {
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot acquire a resource for a stream item of type `{Item}`",
+    label = "not an async acquire for `{Item}`",
+    note = "a stream adapter takes an async closure `async |item| ..` that does not mutate \
+            what it captures (`AsyncFnOnce(Item) -> Result<R, E> + Clone`), \
+            or `async_bracket(acquire).release(release)`; a sync `bracket` is for iterators"
+)]
+pub trait AsyncAcquire<Item>: Clone {
     /// The resource lent to the body.
     type Resource;
     /// The error of a failed acquire.
@@ -89,8 +118,7 @@ pub trait AsyncAcquire<Item> {
     /// the per-item cost of a plain async closure at that of a hand-written loop.
     ///
     /// `false` unless overridden, which is always correct; the async closures and
-    /// an [`async_bracket`] without `.release(..)` set it to `true`. (As anywhere
-    /// in Rust, a `Drop` that panics while the body's panic unwinds aborts.)
+    /// an [`async_bracket`] without `.release(..)` set it to `true`.
     ///
     /// # Examples
     ///
@@ -118,22 +146,22 @@ pub trait AsyncAcquire<Item> {
     ///
     /// # Examples
     ///
-    /// What a sequential adapter does with each item, by hand:
+    /// What an adapter does with each item, by hand:
     ///
     /// ```
     /// use loopscope::{AsyncAcquire, Outcome};
     /// use loopscope::prelude::*;
     ///
     /// # futures::executor::block_on(async {
-    /// let mut connections = async_bracket(async |port: u16| Ok::<_, String>(format!("conn:{port}")))
+    /// let connections = async_bracket(async |port: u16| Ok::<_, String>(format!("conn:{port}")))
     ///     .release(|conn: String| async move { if conn.is_empty() { Err(conn) } else { Ok(()) } });
-    /// let mut conn = connections.acquire(80).await?;
+    /// let mut conn = connections.clone().acquire(80).await?;
     /// conn.push_str("/ping"); // the body
     /// connections.release(conn, Outcome::Completed).await?;
     /// # Ok::<(), String>(())
     /// # }).unwrap();
     /// ```
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
+    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
 
     /// Releases the resource of one item, told how the item's body ended.
     ///
@@ -150,16 +178,16 @@ pub trait AsyncAcquire<Item> {
     /// use loopscope::prelude::*;
     ///
     /// # futures::executor::block_on(async {
-    /// let mut transactions = async_bracket(async |id: u32| Ok::<_, ()>(id))
+    /// let transactions = async_bracket(async |id: u32| Ok::<_, ()>(id))
     ///     .release_with(|id, outcome| async move {
     ///         if outcome.is_completed() { Ok(()) } else { Err(format!("rolled back {id}")) }
     ///     });
-    /// let id = transactions.acquire(7).await.unwrap();
+    /// let id = transactions.clone().acquire(7).await.unwrap();
     /// assert_eq!(transactions.release(id, Outcome::Failed).await, Err("rolled back 7".to_owned()));
     /// # });
     /// ```
     fn release(
-        &mut self,
+        self,
         resource: Self::Resource,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
@@ -175,169 +203,18 @@ pub trait AsyncAcquire<Item> {
     /// ```
     /// use loopscope::AsyncAcquire;
     ///
-    /// let mut open = async |name: &'static str| Ok::<_, ()>(name.to_owned());
-    /// // Nothing to await: the resource is dropped.
-    /// AsyncAcquire::<&'static str>::release_on_cancel(&mut open, "conn".to_owned());
-    /// ```
-    fn release_on_cancel(&mut self, resource: Self::Resource) {
-        drop(resource);
-    }
-}
-
-/// Acquires and releases resources for several items at once: the acquire of the
-/// concurrent stream adapters.
-///
-/// The same as [`AsyncAcquire`], but through a shared reference, so that up to
-/// `limit` items can be acquiring and releasing at the same time. It is
-/// implemented for every async closure `AsyncFn(Item) -> Result<R, E>` (release by
-/// `Drop`), and for [`async_bracket`]`(acquire).release(release)` when `acquire`
-/// is `AsyncFn` and `release` is `Fn`.
-///
-/// # Examples
-///
-/// ```
-/// use std::convert::Infallible;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use futures::stream::{self, StreamExt};
-/// use loopscope::{ConcurrentAcquire, Outcome};
-/// use loopscope::prelude::*;
-///
-/// /// Counts the connections it has open.
-/// #[derive(Default)]
-/// struct Pool {
-///     open: AtomicUsize,
-/// }
-///
-/// // For `&Pool`, so that the pool can be lent to the adapter and read afterwards.
-/// impl ConcurrentAcquire<u32> for &Pool {
-///     type Resource = u32;
-///     type Error = Infallible;
-///     type ReleaseError = Infallible;
-///
-///     async fn acquire(&self, item: u32) -> Result<u32, Infallible> {
-///         self.open.fetch_add(1, Ordering::SeqCst);
-///         Ok(item)
-///     }
-///
-///     async fn release(&self, _connection: u32, _outcome: Outcome) -> Result<(), Infallible> {
-///         self.open.fetch_sub(1, Ordering::SeqCst);
-///         Ok(())
-///     }
-/// }
-///
-/// # futures::executor::block_on(async {
-/// let pool = Pool::default();
-/// stream::iter(1..=10)
-///     .for_each_scoped_concurrent(3, &pool, async |_connection| Ok::<_, Infallible>(()))
-///     .await?;
-/// assert_eq!(pool.open.load(Ordering::SeqCst), 0);
-/// # Ok::<(), ScopedError<Infallible, Infallible, Infallible>>(())
-/// # }).unwrap();
-/// ```
-#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
-pub trait ConcurrentAcquire<Item> {
-    /// The resource lent to the body.
-    type Resource;
-    /// The error of a failed acquire.
-    type Error;
-    /// The error of a failed release.
-    type ReleaseError;
-
-    /// Whether [`release`](Self::release) and
-    /// [`release_on_cancel`](Self::release_on_cancel) do nothing but drop the
-    /// resource (and so cannot fail). The adapters then hold the resource as a
-    /// plain local, with no cancellation guard and no `catch_unwind` around the
-    /// body: cancellation and unwinding drop it, which is its release. This keeps
-    /// the per-item cost of a plain async closure at that of a hand-written loop.
-    ///
-    /// `false` unless overridden, which is always correct; the async closures and
-    /// an [`async_bracket`] without `.release(..)` set it to `true`. (As anywhere
-    /// in Rust, a `Drop` that panics while the body's panic unwinds aborts.)
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use loopscope::ConcurrentAcquire;
-    /// use loopscope::prelude::*;
-    ///
-    /// fn release_is_drop<A: ConcurrentAcquire<u32>>(_: &A) -> bool {
-    ///     A::RELEASE_IS_DROP
-    /// }
-    ///
-    /// assert!(release_is_drop(&async_bracket(async |id: u32| Ok::<_, ()>(id))));
-    /// ```
-    const RELEASE_IS_DROP: bool = false;
-
-    /// Acquires the resource for one item.
-    ///
-    /// # Errors
-    ///
-    /// As [`AsyncAcquire::acquire`].
-    ///
-    /// # Examples
-    ///
-    /// Two items in flight at once, through a shared reference:
-    ///
-    /// ```
-    /// use loopscope::{ConcurrentAcquire, Outcome};
-    /// use loopscope::prelude::*;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let connections = async_bracket(async |port: u16| Ok::<_, ()>(port))
-    ///     .release(|_port| async { Ok::<_, ()>(()) });
-    /// let (a, b) = futures::join!(connections.acquire(80), connections.acquire(443));
-    /// let (a, b) = (a?, b?);
-    /// connections.release(a, Outcome::Completed).await?;
-    /// connections.release(b, Outcome::Completed).await?;
-    /// # Ok::<(), ()>(())
-    /// # }).unwrap();
-    /// ```
-    fn acquire(&self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
-
-    /// Releases the resource of one item, told how the item's body ended.
-    ///
-    /// # Errors
-    ///
-    /// As [`AsyncAcquire::release`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use loopscope::{ConcurrentAcquire, Outcome};
-    /// use loopscope::prelude::*;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = async_bracket(async |id: u32| Ok::<_, ()>(id))
-    ///     .release(|id| async move { if id == 0 { Err("lock 0 is stuck") } else { Ok(()) } });
-    /// let id = locks.acquire(0).await.unwrap();
-    /// assert_eq!(locks.release(id, Outcome::Completed).await, Err("lock 0 is stuck"));
-    /// # });
-    /// ```
-    fn release(
-        &self,
-        resource: Self::Resource,
-        outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
-
-    /// Releases the resource of an item whose adapter was dropped while the body
-    /// held it; the default drops it. See [`AsyncAcquire::release_on_cancel`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use loopscope::ConcurrentAcquire;
-    ///
     /// let open = async |name: &'static str| Ok::<_, ()>(name.to_owned());
-    /// ConcurrentAcquire::<&'static str>::release_on_cancel(&open, "conn".to_owned());
+    /// // Nothing to await: the resource is dropped.
+    /// AsyncAcquire::<&'static str>::release_on_cancel(open, "conn".to_owned());
     /// ```
-    fn release_on_cancel(&self, resource: Self::Resource) {
+    fn release_on_cancel(self, resource: Self::Resource) {
         drop(resource);
     }
 }
 
 impl<Item, R, E, F> AsyncAcquire<Item> for F
 where
-    F: AsyncFnMut(Item) -> Result<R, E>,
+    F: AsyncFnOnce(Item) -> Result<R, E> + Clone,
 {
     type Resource = R;
     type Error = E;
@@ -345,41 +222,12 @@ where
     const RELEASE_IS_DROP: bool = true;
 
     #[inline]
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
+    fn acquire(self, item: Item) -> impl Future<Output = Result<R, E>> {
         self(item)
     }
 
     #[inline]
-    fn release(
-        &mut self,
-        resource: R,
-        _outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Infallible>> {
-        drop(resource);
-        future::ready(Ok(()))
-    }
-}
-
-impl<Item, R, E, F> ConcurrentAcquire<Item> for F
-where
-    F: AsyncFn(Item) -> Result<R, E>,
-{
-    type Resource = R;
-    type Error = E;
-    type ReleaseError = Infallible;
-    const RELEASE_IS_DROP: bool = true;
-
-    #[inline]
-    fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
-        self(item)
-    }
-
-    #[inline]
-    fn release(
-        &self,
-        resource: R,
-        _outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Infallible>> {
+    fn release(self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), Infallible>> {
         drop(resource);
         future::ready(Ok(()))
     }
@@ -388,38 +236,40 @@ where
 /// Starts an async bracket: `acquire` now, an async release of your choice to
 /// follow.
 ///
-/// `acquire` is an async closure `AsyncFn(Item) -> Result<R, E>`. On its own,
+/// `acquire` is an async closure `AsyncFnOnce(Item) -> Result<R, E> + Clone`
+/// (any `async |item| ..` that does not mutate what it captures). On its own,
 /// `async_bracket(acquire)` behaves like `acquire` (the resource is released by
 /// `Drop`). Call [`.release(..)`](AsyncBracket::release) to release it with a
 /// closure that returns a future, awaited by the adapter before its result is
 /// reported.
 ///
-/// Both closures are `Fn`, so that one bracket serves the sequential and the
-/// concurrent adapters alike (Rust fixes a closure's kind from the bound it is
-/// first given). An acquire or release that must mutate what it captures can use
-/// a `Cell`, a `RefCell` or an atomic, or be an [`AsyncAcquire`] of its own.
+/// Neither closure may mutate what it captures: the adapters call a copy of the
+/// bracket per item (see [`AsyncAcquire`]), which also lets one bracket serve the
+/// sequential and the concurrent adapters alike. An acquire or release that must
+/// count or collect can use a `Mutex` or an atomic, or be an [`AsyncAcquire`] of
+/// its own.
 ///
 /// # Examples
 ///
 /// ```
-/// use std::cell::RefCell;
 /// use std::io;
+/// use std::sync::Mutex;
 /// use futures::stream::{self, StreamExt};
 /// use loopscope::prelude::*;
 ///
 /// # futures::executor::block_on(async {
-/// let closed = RefCell::new(Vec::new());
+/// let closed = Mutex::new(Vec::new());
 /// stream::iter(["a", "b"])
 ///     .for_each_scoped(
 ///         async_bracket(async |name: &str| Ok::<_, io::Error>(format!("connection to {name}")))
 ///             .release(|connection| {
-///                 closed.borrow_mut().push(connection);
+///                 closed.lock().unwrap().push(connection);
 ///                 async { Ok::<_, io::Error>(()) } // e.g. `stream.shutdown().await`
 ///             }),
 ///         async |connection| Ok::<_, io::Error>(connection.len()),
 ///     )
 ///     .await?;
-/// assert_eq!(closed.into_inner(), ["connection to a", "connection to b"]);
+/// assert_eq!(closed.into_inner().unwrap(), ["connection to a", "connection to b"]);
 /// # Ok::<(), io::Error>(())
 /// # }).unwrap();
 /// ```
@@ -427,7 +277,7 @@ where
 #[doc(alias("defer", "using", "with", "try-with-resources"))]
 pub fn async_bracket<Item, R, E, A>(acquire: A) -> AsyncBracket<A, R>
 where
-    A: AsyncFn(Item) -> Result<R, E>,
+    A: AsyncFnOnce(Item) -> Result<R, E> + Clone,
 {
     AsyncBracket {
         acquire,
@@ -464,7 +314,7 @@ where
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct AsyncBracket<A, R> {
-    acquire: A,
+    pub(crate) acquire: A,
     resource: PhantomData<fn() -> R>,
 }
 
@@ -577,34 +427,9 @@ impl<A, R> fmt::Debug for AsyncBracket<A, R> {
     }
 }
 
-impl<Item, A, R, E> ConcurrentAcquire<Item> for AsyncBracket<A, R>
-where
-    A: AsyncFn(Item) -> Result<R, E>,
-{
-    type Resource = R;
-    type Error = E;
-    type ReleaseError = Infallible;
-    const RELEASE_IS_DROP: bool = true;
-
-    #[inline]
-    fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
-        (self.acquire)(item)
-    }
-
-    #[inline]
-    fn release(
-        &self,
-        resource: R,
-        _outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Infallible>> {
-        drop(resource);
-        future::ready(Ok(()))
-    }
-}
-
 impl<Item, A, R, E> AsyncAcquire<Item> for AsyncBracket<A, R>
 where
-    A: AsyncFn(Item) -> Result<R, E>,
+    A: AsyncFnOnce(Item) -> Result<R, E> + Clone,
 {
     type Resource = R;
     type Error = E;
@@ -612,13 +437,13 @@ where
     const RELEASE_IS_DROP: bool = true;
 
     #[inline]
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
+    fn acquire(self, item: Item) -> impl Future<Output = Result<R, E>> {
         (self.acquire)(item)
     }
 
     #[inline]
     fn release(
-        &mut self,
+        self,
         resource: R,
         _outcome: Outcome,
     ) -> impl Future<Output = Result<(), Infallible>> {
@@ -676,43 +501,23 @@ impl<A, R, F> fmt::Debug for AsyncWithRelease<A, R, F> {
     }
 }
 
-impl<Item, A, R, E, F> ConcurrentAcquire<Item> for AsyncWithRelease<A, R, F>
-where
-    A: AsyncFn(Item) -> Result<R, E>,
-    F: AsyncRelease<R>,
-{
-    type Resource = R;
-    type Error = E;
-    type ReleaseError = F::Error;
-
-    #[inline]
-    fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
-        (self.acquire)(item)
-    }
-
-    #[inline]
-    fn release(&self, resource: R, outcome: Outcome) -> impl Future<Output = Result<(), F::Error>> {
-        self.release.release(resource, outcome)
-    }
-}
-
 impl<Item, A, R, E, F> AsyncAcquire<Item> for AsyncWithRelease<A, R, F>
 where
-    A: AsyncFn(Item) -> Result<R, E>,
-    F: AsyncRelease<R>,
+    A: AsyncFnOnce(Item) -> Result<R, E> + Clone,
+    F: AsyncRelease<R> + Clone,
 {
     type Resource = R;
     type Error = E;
     type ReleaseError = F::Error;
 
     #[inline]
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
+    fn acquire(self, item: Item) -> impl Future<Output = Result<R, E>> {
         (self.acquire)(item)
     }
 
     #[inline]
     fn release(
-        &mut self,
+        self,
         resource: R,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), F::Error>> {

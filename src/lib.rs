@@ -173,6 +173,8 @@ mod stream;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 #[cfg(feature = "tokio")]
+mod spawn;
+#[cfg(feature = "tokio")]
 mod tokio;
 // Unconditional: its macros expand to nothing without the `tracing` feature.
 mod trace;
@@ -184,14 +186,14 @@ pub use self::error::ScopedError;
 pub use self::iter::{ScopedIterExt, TryMapScoped};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use self::tokio::{ReleaseTimeout, ReleaseTimeoutError, SpawnOnCancel, TimedRelease};
+pub use self::{
+    spawn::{SpawnAcquire, SpawnBody},
+    tokio::{ReleaseTimeout, ReleaseTimeoutError, SpawnOnCancel, TimedRelease},
+};
 #[cfg(feature = "stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::{
-    async_acquire::{
-        AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, ConcurrentAcquire,
-        async_bracket,
-    },
+    async_acquire::{AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, async_bracket},
     stream::ScopedStreamExt,
 };
 

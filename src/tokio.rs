@@ -10,7 +10,7 @@ use core::time::Duration;
 use pin_project_lite::pin_project;
 
 use crate::async_acquire::sealed::Sealed;
-use crate::{AsyncAcquire, AsyncRelease, AsyncWithRelease, ConcurrentAcquire, Outcome};
+use crate::{AsyncAcquire, AsyncRelease, AsyncWithRelease, Outcome, SpawnAcquire};
 
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<A, R, F> AsyncWithRelease<A, R, F> {
@@ -169,8 +169,8 @@ where
 
 impl<Item, A, R, E, F> AsyncAcquire<Item> for SpawnOnCancel<A, R, F>
 where
-    A: AsyncFn(Item) -> Result<R, E>,
-    F: AsyncRelease<R>,
+    A: AsyncFnOnce(Item) -> Result<R, E> + Clone,
+    F: AsyncRelease<R> + Clone,
     F::Future: Send + 'static,
     F::Error: Send + 'static,
 {
@@ -179,47 +179,41 @@ where
     type ReleaseError = F::Error;
 
     #[inline]
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<R, E>> {
-        (self.bracket.acquire)(item)
+    fn acquire(self, item: Item) -> impl Future<Output = Result<R, E>> {
+        self.bracket.acquire(item)
     }
 
     #[inline]
-    fn release(
-        &mut self,
-        resource: R,
-        outcome: Outcome,
-    ) -> impl Future<Output = Result<(), F::Error>> {
-        self.bracket.release.release(resource, outcome)
+    fn release(self, resource: R, outcome: Outcome) -> impl Future<Output = Result<(), F::Error>> {
+        self.bracket.release(resource, outcome)
     }
 
-    fn release_on_cancel(&mut self, resource: R) {
+    fn release_on_cancel(self, resource: R) {
         spawn_release(&self.bracket.release, resource);
     }
 }
 
-impl<Item, A, R, E, F> ConcurrentAcquire<Item> for SpawnOnCancel<A, R, F>
+impl<Item, A, R, E, F, Fut> SpawnAcquire<Item> for SpawnOnCancel<A, R, F>
 where
-    A: AsyncFn(Item) -> Result<R, E>,
-    F: AsyncRelease<R>,
+    A: AsyncFnOnce(Item) -> Result<R, E> + FnOnce(Item) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, E>> + Send,
+    F: AsyncRelease<R> + Clone + Send + Sync + 'static,
     F::Future: Send + 'static,
     F::Error: Send + 'static,
+    R: 'static,
 {
-    type Resource = R;
-    type Error = E;
-    type ReleaseError = F::Error;
-
     #[inline]
-    fn acquire(&self, item: Item) -> impl Future<Output = Result<R, E>> {
-        (self.bracket.acquire)(item)
+    fn acquire_send(self, item: Item) -> impl Future<Output = Result<R, E>> + Send {
+        self.bracket.acquire_send(item)
     }
 
     #[inline]
-    fn release(&self, resource: R, outcome: Outcome) -> impl Future<Output = Result<(), F::Error>> {
-        self.bracket.release.release(resource, outcome)
-    }
-
-    fn release_on_cancel(&self, resource: R) {
-        spawn_release(&self.bracket.release, resource);
+    fn release_send(
+        self,
+        resource: R,
+        outcome: Outcome,
+    ) -> impl Future<Output = Result<(), F::Error>> + Send {
+        self.bracket.release_send(resource, outcome)
     }
 }
 

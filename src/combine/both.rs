@@ -336,82 +336,68 @@ fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A:
     drop(acquire.release(resource, Outcome::Panicked));
 }
 
-/// The async implementations, written once for [`AsyncAcquire`](crate::AsyncAcquire)
-/// (`&mut self`, sequential adapters) and once for
-/// [`ConcurrentAcquire`](crate::ConcurrentAcquire) (`&self`, concurrent ones):
-/// `$($mut)?` is `mut` or nothing.
+/// The async implementation, for the stream adapters.
 #[cfg(feature = "stream")]
-macro_rules! impl_async_both {
-    ($Trait:ident $(, $mut:ident)?) => {
-        #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
-        impl<Item, A1, A2> crate::$Trait<Item> for Both<A1, A2>
-        where
-            Item: Clone,
-            A1: crate::$Trait<Item>,
-            A2: crate::$Trait<Item>,
-        {
-            type Resource = (A1::Resource, A2::Resource);
-            type Error = BothAcquireError<A1::Error, A2::Error, A1::ReleaseError>;
-            type ReleaseError = BothReleaseError<A1::ReleaseError, A2::ReleaseError>;
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+impl<Item, A1, A2> crate::AsyncAcquire<Item> for Both<A1, A2>
+where
+    Item: Clone,
+    A1: crate::AsyncAcquire<Item>,
+    A2: crate::AsyncAcquire<Item>,
+{
+    type Resource = (A1::Resource, A2::Resource);
+    type Error = BothAcquireError<A1::Error, A2::Error, A1::ReleaseError>;
+    type ReleaseError = BothReleaseError<A1::ReleaseError, A2::ReleaseError>;
 
-            // Never `true`, even when both parts release by `Drop`: the adapters
-            // would then drop the pair, first resource first — the wrong order.
-            const RELEASE_IS_DROP: bool = false;
+    // Never `true`, even when both parts release by `Drop`: the adapters
+    // would then drop the pair, first resource first — the wrong order.
+    const RELEASE_IS_DROP: bool = false;
 
-            async fn acquire(&$($mut)? self, item: Item) -> Result<Self::Resource, Self::Error> {
-                let Self { first, second } = self;
-                let resource1 = match crate::$Trait::acquire(&$($mut)? *first, item.clone()).await {
-                    Ok(resource) => resource,
-                    Err(source) => return Err(BothAcquireError::First { source }),
-                };
-                // If this future is dropped (cancelled) while the second acquire
-                // runs, or that acquire panics, the guard hands the first resource
-                // to its `release_on_cancel`.
-                let armed = scopeguard::guard((first, resource1), |(first, resource1)| {
-                    crate::$Trait::release_on_cancel(&$($mut)? *first, resource1);
-                });
-                let acquired = crate::$Trait::acquire(&$($mut)? *second, item).await;
-                let (first, resource1) = ScopeGuard::into_inner(armed);
-                match acquired {
-                    Ok(resource2) => Ok((resource1, resource2)),
-                    Err(source) => Err(BothAcquireError::Second {
-                        source,
-                        release: crate::$Trait::release(&$($mut)? *first, resource1, Outcome::Failed)
-                            .await
-                            .err(),
-                    }),
-                }
-            }
-
-            async fn release(
-                &$($mut)? self,
-                (resource1, resource2): Self::Resource,
-                outcome: Outcome,
-            ) -> Result<(), Self::ReleaseError> {
-                let Self { first, second } = self;
-                // As in `acquire`, while the second resource's release is awaited.
-                let armed = scopeguard::guard((first, resource1), |(first, resource1)| {
-                    crate::$Trait::release_on_cancel(&$($mut)? *first, resource1);
-                });
-                let released2 = crate::$Trait::release(&$($mut)? *second, resource2, outcome).await;
-                let (first, resource1) = ScopeGuard::into_inner(armed);
-                let outcome1 = first_outcome(outcome, &released2);
-                let released1 = crate::$Trait::release(&$($mut)? *first, resource1, outcome1).await;
-                BothReleaseError::check(released1, released2)
-            }
-
-            fn release_on_cancel(&$($mut)? self, (resource1, resource2): Self::Resource) {
-                // Unguarded: if the second one panics, the first resource is
-                // dropped by the unwinding — a `release_on_cancel` of its own could
-                // panic as well, which during unwinding would abort.
-                crate::$Trait::release_on_cancel(&$($mut)? self.second, resource2);
-                crate::$Trait::release_on_cancel(&$($mut)? self.first, resource1);
-            }
+    async fn acquire(self, item: Item) -> Result<Self::Resource, Self::Error> {
+        let Self { first, second } = self;
+        let resource1 = match first.clone().acquire(item.clone()).await {
+            Ok(resource) => resource,
+            Err(source) => return Err(BothAcquireError::First { source }),
+        };
+        // If this future is dropped (cancelled) while the second acquire
+        // runs, or that acquire panics, the guard hands the first resource
+        // to its `release_on_cancel`.
+        let armed = scopeguard::guard((first, resource1), |(first, resource1)| {
+            first.release_on_cancel(resource1);
+        });
+        let acquired = second.acquire(item).await;
+        let (first, resource1) = ScopeGuard::into_inner(armed);
+        match acquired {
+            Ok(resource2) => Ok((resource1, resource2)),
+            Err(source) => Err(BothAcquireError::Second {
+                source,
+                release: first.release(resource1, Outcome::Failed).await.err(),
+            }),
         }
-    };
-}
+    }
 
-#[cfg(feature = "stream")]
-impl_async_both!(AsyncAcquire, mut);
-#[cfg(feature = "stream")]
-impl_async_both!(ConcurrentAcquire);
+    async fn release(
+        self,
+        (resource1, resource2): Self::Resource,
+        outcome: Outcome,
+    ) -> Result<(), Self::ReleaseError> {
+        let Self { first, second } = self;
+        // As in `acquire`, while the second resource's release is awaited.
+        let armed = scopeguard::guard((first, resource1), |(first, resource1)| {
+            first.release_on_cancel(resource1);
+        });
+        let released2 = second.release(resource2, outcome).await;
+        let (first, resource1) = ScopeGuard::into_inner(armed);
+        let outcome1 = first_outcome(outcome, &released2);
+        let released1 = first.release(resource1, outcome1).await;
+        BothReleaseError::check(released1, released2)
+    }
+
+    fn release_on_cancel(self, (resource1, resource2): Self::Resource) {
+        // Unguarded: if the second one panics, the first resource is
+        // dropped by the unwinding — a `release_on_cancel` of its own could
+        // panic as well, which during unwinding would abort.
+        self.second.release_on_cancel(resource2);
+        self.first.release_on_cancel(resource1);
+    }
+}

@@ -9,14 +9,15 @@ mod try_map_scoped;
 use core::future::Future;
 use core::pin::pin;
 use core::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
 
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::scope::{AsyncScopeError, ConcurrentScopeError, by_release, scope};
+use self::scope::{AsyncScopeError, by_release, scope};
 use self::try_map_scoped::TryMapScoped;
-use crate::{AsyncAcquire, ConcurrentAcquire};
+use crate::AsyncAcquire;
+#[cfg(feature = "tokio")]
+use crate::{SpawnAcquire, SpawnBody};
 
 /// Scoped-resource adapters on every [`Stream`]: each item acquires a resource
 /// asynchronously, lends it to an async body, and awaits its release before the
@@ -99,12 +100,12 @@ pub trait ScopedStreamExt: Stream + Sized {
     #[inline]
     fn for_each_scoped<A, B, T, EU>(
         self,
-        mut acquire: A,
-        mut body: B,
+        acquire: A,
+        body: B,
     ) -> impl Future<Output = Result<(), AsyncScopeError<A, Self::Item, EU>>>
     where
         A: AsyncAcquire<Self::Item>,
-        B: AsyncFnMut(&mut A::Resource) -> Result<T, EU>,
+        B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
     {
         macro_rules! run {
             ($path:ident) => {
@@ -118,7 +119,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                         let Some(item) = stream.next().await else {
                             break;
                         };
-                        scope!($path, &mut acquire, body, item, index)?;
+                        scope!($path, acquire, body, item, index)?;
                         index += 1;
                     }
                     Ok(())
@@ -176,21 +177,16 @@ pub trait ScopedStreamExt: Stream + Sized {
     ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
     where
         A: AsyncAcquire<Self::Item>,
-        B: AsyncFnMut(&mut A::Resource) -> Result<T, EU>,
+        B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
     {
         macro_rules! build {
             ($path:ident) => {
-                // Each item's future owns the acquire and the body while it
-                // runs, and hands them back (see `TryMapScoped`).
-                TryMapScoped::new(
-                    self,
-                    acquire,
-                    body,
-                    |(mut acquire, mut body): (A, B), item, index| async move {
-                        let result = scope!($path, &mut acquire, body, item, index);
-                        (result, (acquire, body))
-                    },
-                )
+                // Each item's future owns its copies of the acquire and the body
+                // (see `TryMapScoped`).
+                TryMapScoped::new(self, move |item, index| {
+                    let (acquire, body) = (acquire.clone(), body.clone());
+                    async move { scope!($path, acquire, body, item, index) }
+                })
             };
         }
         by_release!(A::RELEASE_IS_DROP, build)
@@ -263,10 +259,10 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), ConcurrentScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<(), AsyncScopeError<A, Self::Item, EU>>>
     where
-        A: ConcurrentAcquire<Self::Item>,
-        B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+        A: AsyncAcquire<Self::Item>,
+        B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
     {
         let limit = concurrent::limit(limit);
         macro_rules! run {
@@ -282,7 +278,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                             if failed.load(Ordering::Relaxed) {
                                 return None;
                             }
-                            Some(scope!($path, acquire, (*body), item, index))
+                            Some(scope!($path, *acquire, *body, item, index))
                         }
                     };
                     let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _>(
@@ -347,10 +343,10 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, Self::Item, EU>>>
+    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
     where
-        A: ConcurrentAcquire<Self::Item>,
-        B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+        A: AsyncAcquire<Self::Item>,
+        B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
     {
         map_concurrent::<InputOrder, _, _, _, _, _>(self, concurrent::limit(limit), acquire, body)
     }
@@ -395,10 +391,10 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, Self::Item, EU>>>
+    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
     where
-        A: ConcurrentAcquire<Self::Item>,
-        B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+        A: AsyncAcquire<Self::Item>,
+        B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
     {
         map_concurrent::<CompletionOrder, _, _, _, _, _>(
             self,
@@ -507,15 +503,21 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, Self::Item, EU>>>
+    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
     where
         Self::Item: Send + 'static,
-        A: ConcurrentAcquire<Self::Item> + Send + Sync + 'static,
-        B: AsyncFn(&mut A::Resource) -> Result<T, EU> + Send + Sync + 'static,
-        T: Send + 'static,
-        EU: Send + 'static,
+        A: SpawnAcquire<Self::Item>,
+        A::Resource: Send,
         A::Error: Send + 'static,
         A::ReleaseError: Send + 'static,
+        B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU>
+            + for<'r> SpawnBody<'r, A::Resource, T, EU>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        T: Send + 'static,
+        EU: Send + 'static,
     {
         spawned::try_map(self, concurrent::limit(limit), acquire, body)
     }
@@ -598,14 +600,20 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), ConcurrentScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<(), AsyncScopeError<A, Self::Item, EU>>>
     where
         Self::Item: Send + 'static,
-        A: ConcurrentAcquire<Self::Item> + Send + Sync + 'static,
-        B: AsyncFn(&mut A::Resource) -> Result<T, EU> + Send + Sync + 'static,
-        EU: Send + 'static,
+        A: SpawnAcquire<Self::Item>,
+        A::Resource: Send,
         A::Error: Send + 'static,
         A::ReleaseError: Send + 'static,
+        B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU>
+            + for<'r> SpawnBody<'r, A::Resource, T, EU>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        EU: Send + 'static,
     {
         spawned::for_each(self, concurrent::limit(limit), acquire, body)
     }
@@ -619,24 +627,20 @@ fn map_concurrent<O, St, A, B, T, EU>(
     limit: core::num::NonZeroUsize,
     acquire: A,
     body: B,
-) -> impl Stream<Item = Result<T, ConcurrentScopeError<A, St::Item, EU>>>
+) -> impl Stream<Item = Result<T, AsyncScopeError<A, St::Item, EU>>>
 where
     O: Order,
     St: Stream,
-    A: ConcurrentAcquire<St::Item>,
-    B: AsyncFn(&mut A::Resource) -> Result<T, EU>,
+    A: AsyncAcquire<St::Item>,
+    B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
 {
-    // One `Arc` for the stream, cloned into each item's future: the futures in
-    // flight live in the stream itself, so they cannot borrow from it.
-    let shared = Arc::new((acquire, body));
+    // Each item's future owns its copies of the acquire and the body: the
+    // futures in flight live in the stream itself, so they cannot borrow from it.
     macro_rules! build {
         ($path:ident) => {
             concurrent::drive::<O, _, _, _>(stream, limit, move |item, index| {
-                let shared = Arc::clone(&shared);
-                async move {
-                    let (acquire, body) = &*shared;
-                    scope!($path, acquire, (*body), item, index)
-                }
+                let (acquire, body) = (acquire.clone(), body.clone());
+                async move { scope!($path, acquire, body, item, index) }
             })
         };
     }

@@ -1,102 +1,25 @@
 //! One item's async scope: acquire, use, release — the step every stream adapter
 //! repeats, sequential or concurrent.
 
-use core::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
 
-use crate::{AsyncAcquire, ConcurrentAcquire, Outcome, ScopedError};
+use crate::{AsyncAcquire, Outcome, ScopedError};
 
-/// The error of the sequential adapters with the acquire `A`.
+/// The error of the stream adapters with the acquire `A`.
 pub(crate) type AsyncScopeError<A, Item, U> =
     ScopedError<<A as AsyncAcquire<Item>>::Error, U, <A as AsyncAcquire<Item>>::ReleaseError>;
-
-/// The error of the concurrent adapters with the acquire `A`.
-pub(crate) type ConcurrentScopeError<A, Item, U> = ScopedError<
-    <A as ConcurrentAcquire<Item>>::Error,
-    U,
-    <A as ConcurrentAcquire<Item>>::ReleaseError,
->;
-
-/// How one item's scope reaches the acquire: `&mut A` for the sequential adapters
-/// ([`AsyncAcquire`]), `&A` for the concurrent ones ([`ConcurrentAcquire`]), so
-/// that one [`scope!`] serves both.
-///
-/// The methods take the handle by value, a fresh reborrow at each use, so that
-/// no copy of it has to be kept across an `.await` on the cheap path.
-pub(crate) trait Handle<Item>: Sized {
-    type Resource;
-    type Error;
-    type ReleaseError;
-
-    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>>;
-
-    fn release(
-        self,
-        resource: Self::Resource,
-        outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
-
-    fn release_on_cancel(self, resource: Self::Resource);
-}
-
-impl<Item, A: AsyncAcquire<Item>> Handle<Item> for &mut A {
-    type Resource = A::Resource;
-    type Error = A::Error;
-    type ReleaseError = A::ReleaseError;
-
-    #[inline]
-    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
-        AsyncAcquire::acquire(self, item)
-    }
-
-    #[inline]
-    fn release(
-        self,
-        resource: Self::Resource,
-        outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Self::ReleaseError>> {
-        AsyncAcquire::release(self, resource, outcome)
-    }
-
-    #[inline]
-    fn release_on_cancel(self, resource: Self::Resource) {
-        AsyncAcquire::release_on_cancel(self, resource);
-    }
-}
-
-impl<Item, A: ConcurrentAcquire<Item>> Handle<Item> for &A {
-    type Resource = A::Resource;
-    type Error = A::Error;
-    type ReleaseError = A::ReleaseError;
-
-    #[inline]
-    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
-        ConcurrentAcquire::acquire(self, item)
-    }
-
-    #[inline]
-    fn release(
-        self,
-        resource: Self::Resource,
-        outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Self::ReleaseError>> {
-        ConcurrentAcquire::release(self, resource, outcome)
-    }
-
-    #[inline]
-    fn release_on_cancel(self, resource: Self::Resource) {
-        ConcurrentAcquire::release_on_cancel(self, resource);
-    }
-}
 
 /// Awaits the release of a resource whose body panicked; its own panic or error
 /// has nowhere to go, since the caller gets the body's panic.
 #[cfg(not(feature = "tracing"))]
 #[cold]
-pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(handle: H, resource: H::Resource) {
-    let release = async { handle.release(resource, Outcome::Panicked).await };
+pub(crate) async fn release_after_panic<Item, A: AsyncAcquire<Item>>(
+    acquire: A,
+    resource: A::Resource,
+) {
+    let release = async { acquire.release(resource, Outcome::Panicked).await };
     drop(AssertUnwindSafe(release).catch_unwind().await);
 }
 
@@ -109,13 +32,13 @@ pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(handle: H, resour
 /// hot paths compile, and the feature must leave them exactly as they are.
 #[cfg(feature = "tracing")]
 #[cold]
-pub(crate) async fn release_after_panic<Item, H: Handle<Item>>(
-    handle: H,
-    resource: H::Resource,
+pub(crate) async fn release_after_panic<Item, A: AsyncAcquire<Item>>(
+    acquire: A,
+    resource: A::Resource,
     span: tracing::Span,
     index: usize,
 ) {
-    let release = async { handle.release(resource, Outcome::Panicked).await };
+    let release = async { acquire.release(resource, Outcome::Panicked).await };
     let release = tracing::Instrument::instrument(release, span.clone());
     let fate = AssertUnwindSafe(release).catch_unwind().await.map_err(drop);
     crate::trace::released_after_panic!(span, &fate, index);
@@ -137,9 +60,8 @@ macro_rules! call_release_after_panic {
 }
 
 /// One item's scope, written out in the calling `async` block: acquires the
-/// resource for `$item` through the handle `$handle` (`&mut acquire` or a `&A`),
-/// lends it to the body `$body` (the closure, or `(*body)` behind a reference),
-/// and releases it — also when the body panics, in which case the panic resumes
+/// resource for `$item` through a clone of the acquire `$acquire` (a place), lends
+/// it to a clone of the body `$body` (a place), and releases it — also when the body panics, in which case the panic resumes
 /// after the release. Evaluates to the item's `Result`.
 ///
 /// Two forms, chosen once per adapter by [`AsyncAcquire::RELEASE_IS_DROP`]
@@ -150,21 +72,21 @@ macro_rules! call_release_after_panic {
 ///   plain local, which cancellation and unwinding drop — its release. This path
 ///   costs about what a hand-written loop does.
 /// - `scope!(guarded, ..)`, for an async release: the resource is guarded, so
-///   that a cancelled scope hands it to [`Handle::release_on_cancel`]; the body
+///   that a cancelled scope hands it to [`AsyncAcquire::release_on_cancel`]; the body
 ///   runs under `catch_unwind`, so that its panic waits for the awaited release.
 ///   If the scope is dropped during the release, the release future is dropped
 ///   with the resource it owns.
 ///
 /// A macro rather than an `async fn`: every nested `async fn` is a state machine
 /// of its own, which the optimiser does not merge into the caller's, and on a
-/// cheap resource that costs several times the hand-written loop. `$handle` and
-/// `$body` are evaluated afresh where they are used, so that no reference is kept
-/// in the state machine; the acquire is matched inside a `let`, with a labelled
+/// cheap resource that costs several times the hand-written loop. `$acquire` and
+/// `$body` are cloned where they are used, and each clone is moved into the call:
+/// no future borrows the adapter's closures, which is what keeps the adapters'
+/// futures `Send` with closures that capture by reference (a future borrowing a
+/// closure across an `.await` is "not general enough" for rustc); the acquire is matched inside a `let`, with a labelled
 /// break for its error, as `?` would, because the scrutinee of a `match`
-/// statement lives through its arms and so across their `.await`s. The body is
-/// called on the closure type itself: calling it through std's
-/// `AsyncFnMut for &F` makes rustc unable to prove the adapters' futures `Send`
-/// ("implementation is not general enough"); `tests/auto_traits.rs` holds this.
+/// statement lives through its arms and so across their `.await`s.
+/// `tests/spawnable.rs` holds the `Send` promise.
 ///
 /// With the `tracing` feature (see `crate::trace`), each scope makes the item's
 /// span, instruments the acquire, body and release futures with it — never
@@ -175,12 +97,12 @@ macro_rules! call_release_after_panic {
 /// unchanged), and the scope compiles as it did before: the benches' instruction
 /// counts are the same to the instruction.
 macro_rules! scope {
-    (by_drop, $handle:expr, $body:expr, $item:expr, $index:expr) => {
+    (by_drop, $acquire:expr, $body:expr, $item:expr, $index:expr) => {
         'scope: {
             $crate::trace::item_span!(span, $index);
             let mut resource = match $crate::trace::instrument!(
                 span,
-                $crate::stream::scope::Handle::acquire($handle, $item)
+                $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
             )
             .await
             {
@@ -197,7 +119,12 @@ macro_rules! scope {
             // The resource is dropped — released — at the end of this block,
             // before the item's result is reported (with `tracing`, in the
             // arms, so that the `released` event follows the drop).
-            match $crate::trace::await_body_by_drop!(span, $index, resource, $body(&mut resource)) {
+            match $crate::trace::await_body_by_drop!(
+                span,
+                $index,
+                resource,
+                ::core::clone::Clone::clone(&$body)(&mut resource)
+            ) {
                 Ok(value) => {
                     $crate::trace::drop_released!(span, resource, $crate::Outcome::Completed);
                     Ok(value)
@@ -214,12 +141,15 @@ macro_rules! scope {
             }
         }
     };
-    (guarded, $handle:expr, $body:expr, $item:expr, $index:expr) => {
+    (guarded, $acquire:expr, $body:expr, $item:expr, $index:expr) => {
         'scope: {
-            use $crate::stream::scope::Handle;
             $crate::trace::item_span!(span, $index);
-            let resource =
-                match $crate::trace::instrument!(span, Handle::acquire($handle, $item)).await {
+            let resource = match $crate::trace::instrument!(
+                span,
+                $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
+            )
+            .await
+            {
                     Ok(resource) => resource,
                     Err(source) => {
                         $crate::trace::acquire_failed!(span, $index);
@@ -232,11 +162,12 @@ macro_rules! scope {
             $crate::trace::acquired!(span);
             // If this future is dropped while the body runs (cancelled), the
             // guard hands the resource to `release_on_cancel`.
-            let mut guard = ::scopeguard::guard(($handle, resource), |(handle, resource)| {
-                Handle::release_on_cancel(handle, resource);
-            });
+            let mut guard = ::scopeguard::guard(
+                (::core::clone::Clone::clone(&$acquire), resource),
+                |(handle, resource)| $crate::AsyncAcquire::release_on_cancel(handle, resource),
+            );
             let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-                $crate::trace::instrument!(span, $body(&mut guard.1)),
+                $crate::trace::instrument!(span, ::core::clone::Clone::clone(&$body)(&mut guard.1)),
             ))
             .await;
             let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
@@ -246,7 +177,7 @@ macro_rules! scope {
                     let outcome = $crate::scope::outcome_of(&used);
                     let released = $crate::trace::instrument!(
                         span,
-                        Handle::release(handle, resource, outcome)
+                        $crate::AsyncAcquire::release(handle, resource, outcome)
                     )
                     .await;
                     $crate::trace::released!(span, &released, outcome, $index);

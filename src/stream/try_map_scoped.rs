@@ -9,63 +9,63 @@ pin_project! {
     /// The stream of [`try_map_scoped`](crate::ScopedStreamExt::try_map_scoped):
     /// one scope — acquire, use, release — per item.
     ///
-    /// The future of the item in flight borrows the acquire and the body across
-    /// its `.await`s, and a struct cannot lend its own fields to another of its
-    /// fields without `unsafe`. So that future *owns* them while the item runs
-    /// and hands them back when it ends: `parts` holds them between items. The
-    /// future is an `async` block, whose type has no name: `step` is the closure
-    /// `(parts, item, index) -> Fut` that makes it, and `S` its type.
-    pub(super) struct TryMapScoped<St, A, B, S, Fut> {
+    /// `step(item, index)` makes the future of one item's scope, which owns its
+    /// copies of the acquire and the body: a struct cannot lend its own fields to
+    /// another of its fields without `unsafe`, and a future that owns what it
+    /// calls is also one rustc can prove `Send`. The future is an `async` block,
+    /// whose type has no name: `S` is the type of `step`.
+    pub(super) struct TryMapScoped<St, S, Fut> {
         #[pin]
         stream: St,
-        parts: Option<(A, B)>,
         // The future of the item in flight, or of the last one once it has
         // finished (`running` is then false): leaving a finished future in place
         // until the next item replaces it saves dropping it twice per item.
         #[pin]
         in_flight: Option<Fut>,
         running: bool,
+        // A body panicked out of `poll_next`: the stream is poisoned.
+        panicked: bool,
         step: S,
         // The position in the input of the next item.
         index: usize,
     }
 }
 
-impl<St, A, B, S, Fut> TryMapScoped<St, A, B, S, Fut> {
-    pub(super) fn new(stream: St, acquire: A, body: B, step: S) -> Self {
+impl<St, S, Fut> TryMapScoped<St, S, Fut> {
+    pub(super) fn new(stream: St, step: S) -> Self {
         Self {
             stream,
-            parts: Some((acquire, body)),
             in_flight: None,
             running: false,
+            panicked: false,
             step,
             index: 0,
         }
     }
 }
 
-impl<St, A, B, S, Fut, Y> Stream for TryMapScoped<St, A, B, S, Fut>
+impl<St, S, Fut> Stream for TryMapScoped<St, S, Fut>
 where
     St: Stream,
-    S: FnMut((A, B), St::Item, usize) -> Fut,
-    Fut: Future<Output = (Y, (A, B))>,
+    S: FnMut(St::Item, usize) -> Fut,
+    Fut: Future,
 {
-    type Item = Y;
+    type Item = Fut::Output;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Y>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
+        assert!(
+            !*this.panicked,
+            "`try_map_scoped` polled again after an item's body panicked"
+        );
         if !*this.running {
             let Some(item) = ready!(this.stream.as_mut().poll_next(cx)) else {
                 return Poll::Ready(None);
             };
-            let parts = this
-                .parts
-                .take()
-                .expect("`try_map_scoped` polled again after an item's body panicked");
             // Counted before the scope runs, like the sync adapter's index.
             let index = *this.index;
             *this.index += 1;
-            this.in_flight.set(Some((this.step)(parts, item, index)));
+            this.in_flight.set(Some((this.step)(item, index)));
             *this.running = true;
         }
         let in_flight = this
@@ -73,9 +73,15 @@ where
             .as_mut()
             .as_pin_mut()
             .expect("an item is in flight");
-        let (result, parts) = ready!(in_flight.poll(cx));
+        // Marked as if the poll panicked, and unmarked once it returns: a body's
+        // panic that resumes out of this poll leaves the stream poisoned, so that
+        // polling it again panics with a clear message rather than polling a
+        // finished future.
+        *this.panicked = true;
+        let polled = in_flight.poll(cx);
+        *this.panicked = false;
+        let result = ready!(polled);
         *this.running = false;
-        *this.parts = Some(parts);
         Poll::Ready(Some(result))
     }
 
@@ -90,7 +96,7 @@ where
     }
 }
 
-impl<St: fmt::Debug, A, B, S, Fut> fmt::Debug for TryMapScoped<St, A, B, S, Fut> {
+impl<St: fmt::Debug, S, Fut> fmt::Debug for TryMapScoped<St, S, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryMapScoped")
             .field("stream", &self.stream)

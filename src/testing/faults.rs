@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use crate::{Acquire, Outcome};
 #[cfg(feature = "stream")]
-use crate::{AsyncAcquire, ConcurrentAcquire};
+use crate::AsyncAcquire;
 
 /// One of the three steps of an item's scope.
 ///
@@ -592,7 +592,7 @@ impl Faults {
         FaultyAcquire {
             inner: acquire,
             faults: self.clone(),
-            next: AtomicUsize::new(0),
+            next: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -639,14 +639,15 @@ impl Faults {
         }
     }
 
-    /// Wraps an async body (`AsyncFn`, as the concurrent adapters take), so that
-    /// its use step waits and fails or panics as planned.
+    /// Wraps an async body (`AsyncFnOnce + Clone`, as every stream adapter
+    /// takes), so that its use step waits and fails or panics as planned.
     ///
-    /// The wrapper is an opaque `impl AsyncFn`, and rustc cannot see whether the
-    /// futures of an opaque async closure are `Send`: an adapter's future built
-    /// with it works on `block_on`, a current-thread runtime or a `LocalSet`, but
-    /// cannot be given to `tokio::spawn` on a multi-threaded runtime. There, call
-    /// [`inject`](Faults::inject) at the start of a body of your own instead.
+    /// The wrapper is an opaque `impl AsyncFnOnce`, and rustc cannot see whether
+    /// the futures of an opaque async closure are `Send`: an adapter's future
+    /// built with it works on `block_on`, a current-thread runtime or a
+    /// `LocalSet`, but cannot be given to `tokio::spawn` on a multi-threaded
+    /// runtime. There, call [`inject`](Faults::inject) at the start of a body of
+    /// your own instead.
     ///
     /// # Examples
     ///
@@ -677,55 +678,9 @@ impl Faults {
     pub fn async_body<R, T, E, B>(
         &self,
         body: B,
-    ) -> impl AsyncFn(&mut Indexed<R>) -> Result<T, Injected<E>> + use<R, T, E, B>
+    ) -> impl AsyncFnOnce(&mut Indexed<R>) -> Result<T, Injected<E>> + Clone + use<R, T, E, B>
     where
-        B: AsyncFn(&mut R) -> Result<T, E>,
-    {
-        let faults = self.clone();
-        async move |resource: &mut Indexed<R>| {
-            let index = resource.index;
-            let result = match faults.begin(Step::Use, index).await {
-                Err(fault) => Err(Injected::Fault(fault)),
-                Ok(()) => body(&mut resource.resource).await.map_err(Injected::Inner),
-            };
-            faults.record(Call::End(Step::Use, index));
-            result
-        }
-    }
-
-    /// Wraps an async body that mutates what it captures (`AsyncFnMut`, as the
-    /// sequential adapters take), so that its use step waits and fails or panics
-    /// as planned. As with [`async_body`](Faults::async_body), rustc cannot prove
-    /// its futures `Send`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::convert::Infallible;
-    /// use futures::stream::{self, StreamExt};
-    /// use loopscope::prelude::*;
-    /// use loopscope::testing::{Faults, catch_injected};
-    ///
-    /// let mut seen = Vec::new();
-    /// let faults = Faults::new().panic_use([2]);
-    /// let panicked = catch_injected(|| {
-    ///     futures::executor::block_on(stream::iter(0..5).for_each_scoped(
-    ///         faults.acquire(async |n: i32| Ok::<_, Infallible>(n)),
-    ///         faults.async_body_mut(async |n: &mut i32| Ok::<_, Infallible>(seen.push(*n))),
-    ///     ))
-    /// });
-    /// assert_eq!(panicked.unwrap_err().index, 2);
-    /// assert_eq!(seen, [0, 1]);
-    /// ```
-    #[cfg(feature = "stream")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
-    #[must_use = "a body does nothing until it is given to a scoped adapter"]
-    pub fn async_body_mut<R, T, E, B>(
-        &self,
-        mut body: B,
-    ) -> impl AsyncFnMut(&mut Indexed<R>) -> Result<T, Injected<E>> + use<R, T, E, B>
-    where
-        B: AsyncFnMut(&mut R) -> Result<T, E>,
+        B: AsyncFnOnce(&mut R) -> Result<T, E> + Clone,
     {
         let faults = self.clone();
         async move |resource: &mut Indexed<R>| {
@@ -987,7 +942,19 @@ fn indexed<R, E>(index: usize, acquired: Result<R, E>) -> Result<Indexed<R>, Inj
 pub struct FaultyAcquire<A> {
     inner: A,
     faults: Faults,
-    next: AtomicUsize,
+    // Shared by the clones the adapters call, so that items are numbered in
+    // the order their acquires are called.
+    next: Arc<AtomicUsize>,
+}
+
+impl<A: Clone> Clone for FaultyAcquire<A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            faults: self.faults.clone(),
+            next: Arc::clone(&self.next),
+        }
+    }
 }
 
 impl<A> FaultyAcquire<A> {
@@ -1064,7 +1031,7 @@ impl<Item, A: AsyncAcquire<Item>> AsyncAcquire<Item> for FaultyAcquire<A> {
     type ReleaseError = Injected<A::ReleaseError>;
     const RELEASE_IS_DROP: bool = A::RELEASE_IS_DROP;
 
-    fn acquire(&mut self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
+    fn acquire(self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
         self.check_release_faults(A::RELEASE_IS_DROP);
         // Numbered when called, not when first polled: the call order is the
         // input order.
@@ -1072,7 +1039,7 @@ impl<Item, A: AsyncAcquire<Item>> AsyncAcquire<Item> for FaultyAcquire<A> {
         async move {
             let result = match self.faults.begin(Step::Acquire, index).await {
                 Err(fault) => Err(Injected::Fault(fault)),
-                Ok(()) => indexed(index, self.inner.acquire(item).await),
+                Ok(()) => indexed(index, self.inner.clone().acquire(item).await),
             };
             self.faults.record(Call::End(Step::Acquire, index));
             result
@@ -1080,59 +1047,22 @@ impl<Item, A: AsyncAcquire<Item>> AsyncAcquire<Item> for FaultyAcquire<A> {
     }
 
     async fn release(
-        &mut self,
+        self,
         resource: Self::Resource,
         outcome: Outcome,
     ) -> Result<(), Self::ReleaseError> {
         let Indexed { index, resource } = resource;
         self.faults.record(Call::Start(Step::Release, index));
         yield_n(self.faults.yields(Step::Release, index)).await;
-        let released = self.inner.release(resource, outcome).await;
+        let released = self.inner.clone().release(resource, outcome).await;
         self.released(index, released)
     }
 
-    fn release_on_cancel(&mut self, resource: Self::Resource) {
+    fn release_on_cancel(self, resource: Self::Resource) {
         self.inner.release_on_cancel(resource.resource);
     }
 }
 
-#[cfg(feature = "stream")]
-#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
-impl<Item, A: ConcurrentAcquire<Item>> ConcurrentAcquire<Item> for FaultyAcquire<A> {
-    type Resource = Indexed<A::Resource>;
-    type Error = Injected<A::Error>;
-    type ReleaseError = Injected<A::ReleaseError>;
-    const RELEASE_IS_DROP: bool = A::RELEASE_IS_DROP;
-
-    fn acquire(&self, item: Item) -> impl Future<Output = Result<Self::Resource, Self::Error>> {
-        self.check_release_faults(A::RELEASE_IS_DROP);
-        let index = self.next_index();
-        async move {
-            let result = match self.faults.begin(Step::Acquire, index).await {
-                Err(fault) => Err(Injected::Fault(fault)),
-                Ok(()) => indexed(index, self.inner.acquire(item).await),
-            };
-            self.faults.record(Call::End(Step::Acquire, index));
-            result
-        }
-    }
-
-    async fn release(
-        &self,
-        resource: Self::Resource,
-        outcome: Outcome,
-    ) -> Result<(), Self::ReleaseError> {
-        let Indexed { index, resource } = resource;
-        self.faults.record(Call::Start(Step::Release, index));
-        yield_n(self.faults.yields(Step::Release, index)).await;
-        let released = self.inner.release(resource, outcome).await;
-        self.released(index, released)
-    }
-
-    fn release_on_cancel(&self, resource: Self::Resource) {
-        self.inner.release_on_cancel(resource.resource);
-    }
-}
 
 /// Returns a future that returns `Pending` `n` times, waking itself each time,
 /// then `Ready(())`: a delay counted in polls, which works on any executor (and
