@@ -122,14 +122,12 @@ mod trivial {
 
     pub fn for_each_adapter(fixture: &Fixture) -> u64 {
         block_on(async {
-            let mut sum = 0;
             stream::iter(black_box(&fixture.items).iter().copied())
-                .for_each_scoped(acquire, async |resource| {
-                    body(resource).await.map(|value| sum += value)
+                .try_fold_scoped(0, acquire, async |sum, resource| {
+                    body(resource).await.map(|value| sum + value)
                 })
                 .await
-                .expect("no item fails");
-            sum
+                .expect("no item fails")
         })
     }
 
@@ -206,14 +204,14 @@ mod trivial {
 
     pub fn bracket_for_each_adapter(fixture: &Fixture) -> u64 {
         block_on(async {
-            let mut sum = 0;
             stream::iter(black_box(&fixture.items).iter().copied())
-                .for_each_scoped(async_bracket(acquire).release(release), async |resource| {
-                    body(resource).await.map(|value| sum += value)
-                })
+                .try_fold_scoped(
+                    0,
+                    async_bracket(acquire).release(release),
+                    async |sum, resource| body(resource).await.map(|value| sum + value),
+                )
                 .await
-                .expect("no item fails");
-            sum
+                .expect("no item fails")
         })
     }
 
@@ -294,13 +292,14 @@ mod files {
     }
 
     pub fn for_each_adapter(fixture: &Fixture) -> u64 {
-        let mut buf = Vec::with_capacity(4 * FILE_LEN);
-        let mut total = 0;
-        block_on(stream::iter(black_box(&fixture.paths)).for_each_scoped(
+        let buf = Vec::with_capacity(4 * FILE_LEN);
+        let (_, total) = block_on(stream::iter(black_box(&fixture.paths)).try_fold_scoped(
+            (buf, 0),
             async_bracket(open).release(close),
-            async |file| {
+            async |(mut buf, total), file| {
                 buf.clear();
-                file.read_to_end(&mut buf).map(|n| total += n as u64)
+                let read = file.read_to_end(&mut buf)?;
+                Ok::<_, std::io::Error>((buf, total + read as u64))
             },
         ))
         .expect("the files are readable");

@@ -213,6 +213,8 @@ fn sync_try_map_scoped_does_not_allocate() {
 mod stream {
     use std::pin::pin;
 
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use futures::executor::block_on;
     use futures::stream::{self, StreamExt as _};
 
@@ -226,31 +228,48 @@ mod stream {
     fn stream_for_each_scoped_does_not_allocate_per_item() {
         let run = |items: &[u64]| {
             block_on(async {
-                let mut sum = 0;
+                // A body may not mutate what it captures: it adds to an atomic.
+                let sum = AtomicU64::new(0);
                 stream::iter(items.iter().copied())
                     .for_each_scoped(
                         async |item| acquire_async(item).await,
-                        async |resource| body(resource).map(|value| sum += value),
+                        async |resource| {
+                            body(resource).map(|value| sum.fetch_add(value, Ordering::Relaxed))
+                        },
                     )
                     .await
                     .expect("no item fails");
-                sum
+                sum.into_inner()
             })
         };
         assert_no_allocation_per_item("stream for_each_scoped", run, expected_sum);
 
+        let run_fold = |items: &[u64]| {
+            block_on(
+                stream::iter(items.iter().copied()).try_fold_scoped(
+                    0,
+                    async |item| acquire_async(item).await,
+                    async |sum, resource| body(resource).map(|value| sum + value),
+                ),
+            )
+            .expect("no item fails")
+        };
+        assert_no_allocation_per_item("stream try_fold_scoped", run_fold, expected_sum);
+
         let run_bracket = |items: &[u64]| {
             block_on(async {
-                let mut sum = 0;
+                let sum = AtomicU64::new(0);
                 stream::iter(items.iter().copied())
                     .for_each_scoped(
                         async_bracket(async |item| acquire_async(item).await)
                             .release(|resource| async move { release(resource) }),
-                        async |resource| body(resource).map(|value| sum += value),
+                        async |resource| {
+                            body(resource).map(|value| sum.fetch_add(value, Ordering::Relaxed))
+                        },
                     )
                     .await
                     .expect("no item fails");
-                sum
+                sum.into_inner()
             })
         };
         assert_no_allocation_per_item(

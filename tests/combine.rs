@@ -844,7 +844,7 @@ mod stream {
 
     use futures::executor::block_on;
     use futures::stream::{self, StreamExt};
-    use loopscope::{AsyncAcquire, ConcurrentAcquire};
+    use loopscope::AsyncAcquire;
 
     use super::*;
 
@@ -871,44 +871,23 @@ mod stream {
         type Error = Fail;
         type ReleaseError = Fail;
 
-        async fn acquire(&mut self, item: Item) -> Result<Resource<'a>, Fail> {
+        async fn acquire(self, item: Item) -> Result<Resource<'a>, Fail> {
             YieldNow::default().await;
             self.acquire_now(item)
         }
 
-        async fn release(&mut self, resource: Resource<'a>, outcome: Outcome) -> Result<(), Fail> {
+        async fn release(self, resource: Resource<'a>, outcome: Outcome) -> Result<(), Fail> {
             self.release_start(&resource, outcome);
             // Cancelled here, the release future drops the resource it owns.
             YieldNow::default().await;
             self.release_end(resource)
         }
 
-        fn release_on_cancel(&mut self, resource: Resource<'a>) {
+        fn release_on_cancel(self, resource: Resource<'a>) {
             self.cancel_now(resource);
         }
     }
 
-    impl<'a> ConcurrentAcquire<Item> for Part<'a> {
-        type Resource = Resource<'a>;
-        type Error = Fail;
-        type ReleaseError = Fail;
-
-        async fn acquire(&self, item: Item) -> Result<Resource<'a>, Fail> {
-            YieldNow::default().await;
-            self.acquire_now(item)
-        }
-
-        async fn release(&self, resource: Resource<'a>, outcome: Outcome) -> Result<(), Fail> {
-            self.release_start(&resource, outcome);
-            // Cancelled here, the release future drops the resource it owns.
-            YieldNow::default().await;
-            self.release_end(resource)
-        }
-
-        fn release_on_cancel(&self, resource: Resource<'a>) {
-            self.cancel_now(resource);
-        }
-    }
 
     async fn body_async(
         log: &Log,

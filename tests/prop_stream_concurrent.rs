@@ -47,7 +47,7 @@ use loopscope::testing::{
     InjectedFault, Step, Tracked, Tracker, try_cancel_at_every_poll,
     try_cancel_stream_at_every_poll, yield_n,
 };
-use loopscope::{ConcurrentAcquire, ScopedError};
+use loopscope::{AsyncAcquire, ScopedError};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -123,7 +123,7 @@ fn adapters() -> impl Strategy<Value = Adapter> {
 
 /// The error of the adapters with acquire `A` over items `I` and body error `U`.
 type ErrorOf<A, I, U> =
-    ScopedError<<A as ConcurrentAcquire<I>>::Error, U, <A as ConcurrentAcquire<I>>::ReleaseError>;
+    ScopedError<<A as AsyncAcquire<I>>::Error, U, <A as AsyncAcquire<I>>::ReleaseError>;
 
 /// A stream of results, whichever adapter made it.
 type DynResults<'a, T, E> = dyn Stream<Item = Result<T, E>> + 'a;
@@ -152,8 +152,8 @@ fn run_adapter<I, A, B, T, U>(
     mut on_yield: impl FnMut(&Result<T, ErrorOf<A, I, U>>) -> Result<(), TestCaseError>,
 ) -> Result<Ran<T, ErrorOf<A, I, U>>, TestCaseError>
 where
-    A: ConcurrentAcquire<I>,
-    B: AsyncFn(&mut A::Resource) -> Result<T, U>,
+    A: AsyncAcquire<I>,
+    B: AsyncFnOnce(&mut A::Resource) -> Result<T, U> + Clone,
 {
     let mut ran = Ran {
         returned: None,
@@ -211,8 +211,8 @@ fn poll_adapter<I, A, B, T, U>(
     cap: usize,
 ) -> Polled
 where
-    A: ConcurrentAcquire<I>,
-    B: AsyncFn(&mut A::Resource) -> Result<T, U>,
+    A: AsyncAcquire<I>,
+    B: AsyncFnOnce(&mut A::Resource) -> Result<T, U> + Clone,
 {
     match adapter {
         Adapter::ForEach => {
@@ -986,11 +986,11 @@ fn panics_about_the_limit(f: impl FnOnce()) -> bool {
     }
 }
 
-fn noop_acquire() -> impl AsyncFn(u8) -> Result<u8, ()> {
+fn noop_acquire() -> impl AsyncFnOnce(u8) -> Result<u8, ()> + Clone {
     async |item| Ok(item)
 }
 
-fn noop_body() -> impl AsyncFn(&mut u8) -> Result<(), ()> {
+fn noop_body() -> impl AsyncFnOnce(&mut u8) -> Result<(), ()> + Clone {
     async |_| Ok(())
 }
 

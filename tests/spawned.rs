@@ -9,8 +9,8 @@
 //!   resource is released exactly once; results in input order with their
 //!   indices; fail-fast with quiescence; a body's panic resumes after its
 //!   release; cancellation releases everything and leaves no task running.
-//! - The adapters are `Send`, limit 0 and a missing runtime panic, and the
-//!   worker threads end with their adapters.
+//! - The adapters are `Send`, and limit 0 and a missing runtime panic.
+//!   (`spawned_tasks.rs` shows the items are tasks of the caller's runtime.)
 //!
 //! Each resource is a `Conn` whose `Drop` is its release (also behind an async
 //! bracket, whose release awaits once and then drops it), logged in one
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, Stream, StreamExt as _};
 use futures::{FutureExt as _, future};
-use loopscope::ConcurrentAcquire;
+use loopscope::{SpawnAcquire, SpawnBody};
 use loopscope::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -191,9 +191,7 @@ fn items(scripts: &[Script]) -> impl Stream<Item = Script> + Send + use<> {
 /// The acquire: a plain async closure (release by `Drop`).
 fn by_drop(
     harness: &Arc<Harness>,
-) -> impl ConcurrentAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-+ Send
-+ Sync
+) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
 + use<> {
     let harness = Arc::clone(harness);
     async move |script: Script| {
@@ -211,9 +209,7 @@ fn by_drop(
 /// the resource.
 fn bracketed(
     harness: &Arc<Harness>,
-) -> impl ConcurrentAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-+ Send
-+ Sync
+) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
 + use<> {
     bracket_of!(harness)
 }
@@ -222,9 +218,7 @@ fn bracketed(
 /// dropped mid-item.
 fn spawning_on_cancel(
     harness: &Arc<Harness>,
-) -> impl ConcurrentAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-+ Send
-+ Sync
+) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
 + use<> {
     bracket_of!(harness).spawn_on_cancel()
 }
@@ -233,7 +227,7 @@ fn spawning_on_cancel(
 macro_rules! bracket_of {
     ($harness:expr) => {{
         let acquire = by_drop($harness);
-        async_bracket(async move |script: Script| acquire.acquire(script).await).release(
+        async_bracket(async move |script: Script| acquire.acquire_send(script).await).release(
             |conn: Conn| async move {
                 conn.harness.record(Event::AsyncRelease(conn.index));
                 tokio::task::yield_now().await;
@@ -259,7 +253,12 @@ async fn body(conn: &mut Conn, script: Script) -> Result<usize, BodyFailed> {
 /// The scripts by position, shared with the body (which only sees the resource).
 fn body_for(
     scripts: &[Script],
-) -> impl AsyncFn(&mut Conn) -> Result<usize, BodyFailed> + Send + Sync + use<> {
+) -> impl AsyncFnOnce(&mut Conn) -> Result<usize, BodyFailed>
++ for<'r> SpawnBody<'r, Conn, usize, BodyFailed>
++ Clone
++ Send
++ Sync
++ use<> {
     let scripts: Arc<[Script]> = scripts.into();
     async move |conn: &mut Conn| {
         let script = scripts
@@ -400,10 +399,8 @@ fn slow_items(
     harness: &Arc<Harness>,
 ) -> (
     impl Stream<Item = Script> + Send,
-    impl ConcurrentAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-    + Send
-    + Sync
-    + 'static,
+    impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
++ 'static,
 ) {
     let scripts: Vec<_> = (0..8)
         .map(|index| Script {
@@ -797,76 +794,6 @@ fn polling_outside_a_runtime_panics() {
     drop(futures::executor::block_on(
         items(&scripts).for_each_scoped_spawned(1, by_drop(&harness), body_for(&scripts)),
     ));
-}
-
-/// How many worker threads of the spawned adapters the process has.
-#[cfg(target_os = "linux")]
-fn worker_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("procfs")
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        // `comm` keeps the first 15 bytes of the name.
-        .filter(|name| name.trim_end() == "loopscope-spawn")
-        .count()
-}
-
-/// The adapters' worker threads end when the adapters end or are dropped.
-#[cfg(target_os = "linux")]
-#[test]
-fn worker_threads_end_with_their_adapters() {
-    let _alone = THREADS.write().unwrap_or_else(PoisonError::into_inner);
-    runtime().block_on(async {
-        let harness = Arc::new(Harness::default());
-        let scripts: Vec<_> = (0..4)
-            .map(|index| Script {
-                index,
-                acquire_fails: false,
-                body: if index == 3 { Body::Stuck } else { Body::Ok },
-                work_ms: 1,
-            })
-            .collect();
-        // The other tests are done; their threads may still be ending.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while worker_threads() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let before = worker_threads();
-        assert_eq!(before, 0);
-        let mut running = Box::pin(items(&scripts[..1]).try_map_scoped_spawned(
-            1,
-            by_drop(&harness),
-            body_for(&scripts),
-        ));
-        // A worker thread is there while its adapter runs (which shows that
-        // this test can fail).
-        assert!(running.next().await.is_some());
-        assert_eq!(worker_threads(), before + 1);
-        // Run to the end, without dropping the stream.
-        let mut done = Box::pin(items(&scripts[..3]).try_map_scoped_spawned(
-            2,
-            by_drop(&harness),
-            body_for(&scripts),
-        ));
-        while done.next().await.is_some() {}
-        // Dropped while a body is stuck.
-        let stuck =
-            items(&scripts).for_each_scoped_spawned(2, by_drop(&harness), body_for(&scripts));
-        assert!(
-            tokio::time::timeout(Duration::from_millis(20), stuck)
-                .await
-                .is_err()
-        );
-        drop(running);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while worker_threads() > before && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert_eq!(worker_threads(), before);
-        until_released(&harness).await;
-        assert_eq!(harness.live(), 0);
-        // The stream that ran to its end had ended its thread already.
-        drop(done);
-    });
 }
 
 /// The time 1,000 trivial items take through each adapter (printed; run with

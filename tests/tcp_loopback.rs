@@ -383,16 +383,17 @@ async fn sequential_for_each_scoped_holds_one_connection_at_a_time() {
     let server = Server::start().await;
     let client = ClientStats::default();
     let (addr, client_ref) = (server.addr, &client);
-    let mut echoed = Vec::new();
-
-    tokio::time::timeout(
+    // Sequential state threaded through the fold: a body may not mutate what
+    // it captures.
+    let echoed = tokio::time::timeout(
         DEADLINE,
-        stream::iter(0..ITEMS).for_each_scoped(
+        stream::iter(0..ITEMS).try_fold_scoped(
+            Vec::new(),
             async_bracket(async |index: usize| connect(addr, client_ref, index).await)
                 .release(move |conn| close(conn, client_ref, None)),
-            async |conn| {
+            async |mut echoed, conn| {
                 echoed.push(fetch(conn).await?);
-                Ok::<_, io::Error>(())
+                Ok::<_, io::Error>(echoed)
             },
         ),
     )

@@ -236,7 +236,7 @@ fn check_async(plan: &Plan, waits: [usize; 3]) -> Result<(), TestCaseError> {
         }
     });
 
-    let mut results = Box::pin(stream::iter(0..plan.len).try_map_scoped(make_acquire(), &body));
+    let mut results = Box::pin(stream::iter(0..plan.len).try_map_scoped(make_acquire(), body.clone()));
     let mut panicked = false;
     for index in 0..plan.len {
         let before = faults.ended().len();
@@ -260,7 +260,7 @@ fn check_async(plan: &Plan, waits: [usize; 3]) -> Result<(), TestCaseError> {
     if plan.panic.iter().all(BTreeSet::is_empty) {
         faults.clear_calls();
         let polls = cancel_at_every_poll(
-            || stream::iter(0..plan.len).for_each_scoped(make_acquire(), &body),
+            || stream::iter(0..plan.len).for_each_scoped(make_acquire(), body.clone()),
             |_| assert_eq!(tracker.live(), 0),
         );
         // The calls of the last (full) run, after the `polls` runs cut short.

@@ -119,10 +119,96 @@ pub trait ScopedStreamExt: Stream + Sized {
                         let Some(item) = stream.next().await else {
                             break;
                         };
-                        scope!($path, acquire, body, item, index)?;
+                        scope!($path, acquire, body.clone(), item, index)?;
                         index += 1;
                     }
                     Ok(())
+                }
+            };
+        }
+        by_release!(A::RELEASE_IS_DROP, run)
+    }
+
+    /// Folds the items into an accumulator, each through its own async scope:
+    /// every item acquires one resource, lends it with the accumulator to the
+    /// async `body`, which returns the next accumulator, and awaits its release
+    /// before the next item; stops at the first error.
+    ///
+    /// Similar to `TryStreamExt::try_fold`, with an acquire, a body and a release
+    /// written out as in [`for_each_scoped`](Self::for_each_scoped). It is the
+    /// form for a loop that keeps state from item to item (a total, a count, a
+    /// list): the adapters call a copy of the body per item, so a body cannot
+    /// mutate what it captures (`total += n` does not compile: "the trait bound
+    /// `&mut u64: Clone` is not satisfied"), but it can thread the state through
+    /// here — and the future stays `Send` inside `tokio::spawn`.
+    ///
+    /// - `init` is the first accumulator.
+    /// - `acquire` is as for [`for_each_scoped`](Self::for_each_scoped).
+    /// - `body` is an async closure `AsyncFnOnce(Acc, &mut R) -> Result<Acc, EU> + Clone`:
+    ///   it takes the accumulator by value and returns the next one.
+    ///
+    /// When the returned future completes, every release has completed; if it is
+    /// dropped mid-item, the resource is released as in
+    /// [`for_each_scoped`](Self::for_each_scoped).
+    ///
+    /// # Errors
+    ///
+    /// The first failure, as a [`ScopedError`](crate::ScopedError) with the item's
+    /// index; nothing is acquired after it, and the accumulator is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `body` panics, the resource's release is awaited and then the panic
+    /// resumes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let total = stream::iter(["alpha", "beta"])
+    ///     .try_fold_scoped(
+    ///         0,
+    ///         async |name: &str| Ok::<_, std::io::Error>(name.to_owned()), // open
+    ///         async |total, file| Ok(total + file.len()),                  // read
+    ///     )
+    ///     .await?;
+    /// assert_eq!(total, 9);
+    /// # Ok::<(), ScopedError<std::io::Error, std::io::Error, std::convert::Infallible>>(())
+    /// # }).unwrap();
+    /// ```
+    #[doc(alias("try_fold", "fold", "reduce"))]
+    #[inline]
+    fn try_fold_scoped<Acc, A, B, EU>(
+        self,
+        init: Acc,
+        acquire: A,
+        body: B,
+    ) -> impl Future<Output = Result<Acc, AsyncScopeError<A, Self::Item, EU>>>
+    where
+        A: AsyncAcquire<Self::Item>,
+        B: AsyncFnOnce(Acc, &mut A::Resource) -> Result<Acc, EU> + Clone,
+    {
+        macro_rules! run {
+            ($path:ident) => {
+                async move {
+                    let mut stream = pin!(self);
+                    let mut accumulator = init;
+                    let mut index = 0;
+                    loop {
+                        let Some(item) = stream.next().await else {
+                            break;
+                        };
+                        // This item's body: the copy of `body`, given the
+                        // accumulator, called once by the scope.
+                        let (body, previous) = (body.clone(), accumulator);
+                        let step = async move |resource: &mut A::Resource| body(previous, resource).await;
+                        accumulator = scope!($path, acquire, step, item, index)?;
+                        index += 1;
+                    }
+                    Ok(accumulator)
                 }
             };
         }
@@ -278,7 +364,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                             if failed.load(Ordering::Relaxed) {
                                 return None;
                             }
-                            Some(scope!($path, *acquire, *body, item, index))
+                            Some(scope!($path, *acquire, body.clone(), item, index))
                         }
                     };
                     let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _>(

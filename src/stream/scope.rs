@@ -61,7 +61,8 @@ macro_rules! call_release_after_panic {
 
 /// One item's scope, written out in the calling `async` block: acquires the
 /// resource for `$item` through a clone of the acquire `$acquire` (a place), lends
-/// it to a clone of the body `$body` (a place), and releases it — also when the body panics, in which case the panic resumes
+/// it to the body `$body` (an expression evaluated once, at the call: the copy of
+/// the body for this item), and releases it — also when the body panics, in which case the panic resumes
 /// after the release. Evaluates to the item's `Result`.
 ///
 /// Two forms, chosen once per adapter by [`AsyncAcquire::RELEASE_IS_DROP`]
@@ -79,8 +80,8 @@ macro_rules! call_release_after_panic {
 ///
 /// A macro rather than an `async fn`: every nested `async fn` is a state machine
 /// of its own, which the optimiser does not merge into the caller's, and on a
-/// cheap resource that costs several times the hand-written loop. `$acquire` and
-/// `$body` are cloned where they are used, and each clone is moved into the call:
+/// cheap resource that costs several times the hand-written loop. `$acquire` is
+/// cloned where it is used, and each clone, like the body, is moved into the call:
 /// no future borrows the adapter's closures, which is what keeps the adapters'
 /// futures `Send` with closures that capture by reference (a future borrowing a
 /// closure across an `.await` is "not general enough" for rustc); the acquire is matched inside a `let`, with a labelled
@@ -123,7 +124,7 @@ macro_rules! scope {
                 span,
                 $index,
                 resource,
-                ::core::clone::Clone::clone(&$body)(&mut resource)
+                ($body)(&mut resource)
             ) {
                 Ok(value) => {
                     $crate::trace::drop_released!(span, resource, $crate::Outcome::Completed);
@@ -167,7 +168,7 @@ macro_rules! scope {
                 |(handle, resource)| $crate::AsyncAcquire::release_on_cancel(handle, resource),
             );
             let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-                $crate::trace::instrument!(span, ::core::clone::Clone::clone(&$body)(&mut guard.1)),
+                $crate::trace::instrument!(span, ($body)(&mut guard.1)),
             ))
             .await;
             let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);

@@ -16,7 +16,7 @@ use futures::stream::Stream;
 
 use loopscope::prelude::*;
 use loopscope::testing::{Call, Indexed, Step, Tracker};
-use loopscope::{AsyncAcquire, ConcurrentAcquire};
+use loopscope::AsyncAcquire;
 use proptest::prelude::*;
 
 use super::{Act, Fault, Harness, ItemScript, MAX_ITEMS, Release, Resource, Used, plan, scripts};
@@ -70,13 +70,11 @@ pub fn scripts_without_panics(release: Release) -> impl Strategy<Value = Vec<Ite
 /// adapters alike.
 pub trait ScriptedAcquire:
     AsyncAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
-    + ConcurrentAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
 {
 }
 
 impl<A> ScriptedAcquire for A where
     A: AsyncAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
-        + ConcurrentAcquire<usize, Resource = Indexed<Resource>, Error = Fault, ReleaseError = Fault>
 {
 }
 
@@ -139,7 +137,7 @@ impl Harness {
     /// The async body, wrapped by the plan.
     pub fn async_body(
         &self,
-    ) -> impl AsyncFn(&mut Indexed<Resource>) -> Result<Used, Fault> + use<> {
+    ) -> impl AsyncFnOnce(&mut Indexed<Resource>) -> Result<Used, Fault> + Clone + use<> {
         self.faults
             .async_body(async |resource: &mut Resource| Ok::<_, Infallible>(Used(resource.index)))
     }
