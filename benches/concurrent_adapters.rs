@@ -34,6 +34,20 @@
 //!   timer rounds it up to its 1 ms tick); the waiting dominates, as with a
 //!   remote server.
 //!
+//! With the feature `tokio`, `for_each_scoped_spawned(8, ..)`, which runs each
+//! item's scope as a `tokio::spawn`ed task of the caller's runtime, against the
+//! same `JoinSet` + `Semaphore(8)` loop, with `for_each_scoped_concurrent(8, ..)`
+//! (every item on the thread that polls it) for reference: one criterion group
+//! per workload, with the functions `join_set`, `spawned` and `concurrent`, on
+//! the first 400 items, on the same 2-worker runtime, all three driven by its
+//! `block_on`.
+//!
+//! - `tokio_spawned_io_for_each`: the body sleeps 1 ms (`tokio::time::sleep`);
+//!   acquire and release do not wait. I/O-bound: the tasks mostly wait.
+//! - `tokio_spawned_cpu_for_each`: the body spins about 50 µs of arithmetic
+//!   (`black_box`ed, never yielding). CPU-bound: the `JoinSet` and the spawned
+//!   adapter can use both workers, `for_each_scoped_concurrent` one thread.
+//!
 //! The performance contract (DESIGN.md) asks for adapter / hand-written ≤ 1.05×,
 //! and `for_each_scoped_concurrent` no slower than `JoinSet` + `Semaphore` on
 //! I/O-bound items.
@@ -41,6 +55,7 @@
 //! ```text
 //! cargo bench --features tokio --bench concurrent_adapters            # criterion
 //! cargo bench --features tokio --bench concurrent_adapters -- tokio   # a filter
+//! cargo bench --features tokio --bench concurrent_adapters -- spawned # spawned only
 //! LOOPSCOPE_CALLGRIND_TARGET=1.05 \
 //!     bash benches/callgrind.sh --bench concurrent_adapters           # instructions
 //! ```
@@ -52,7 +67,8 @@
 //! warm-up, and then calls it `LOOPSCOPE_CALLGRIND_REPS` times (default 10)
 //! inside [`callgrind_measured`](common::callgrind_measured), the only function
 //! whose instructions `benches/callgrind.sh` has callgrind count.
-//! `LOOPSCOPE_CALLGRIND=list` prints the executor workloads only. The tokio workloads are left out of this mode:
+//! `LOOPSCOPE_CALLGRIND=list` prints the executor workloads only. The tokio
+//! workloads (`tokio_*`, the spawned ones included) are left out of this mode:
 //! `JoinSet` runs the items on the runtime's worker threads, outside
 //! `callgrind_measured`, so callgrind would not count them (the hand-written
 //! variant would look almost free), and their timers and work stealing make the
@@ -398,12 +414,241 @@ fn tokio_benches(c: &mut Criterion, fixture: &Fixture) {
             || (pair.adapter)(&runtime, black_box(fixture)),
         );
     }
+    #[cfg(feature = "tokio")]
+    spawned_benches(c, &runtime, fixture);
+}
+
+/// A spawned workload: `JoinSet` + `Semaphore`, `for_each_scoped_spawned` and
+/// `for_each_scoped_concurrent` doing the same work on the first
+/// [`spawned::ITEMS`] items.
+#[cfg(feature = "tokio")]
+struct SpawnedWorkload {
+    name: &'static str,
+    join_set: TokioWorkload,
+    spawned: TokioWorkload,
+    concurrent: TokioWorkload,
+    sample_size: usize,
+    measurement_time: Duration,
+}
+
+/// The spawned workloads: criterion only, as the other tokio ones.
+#[cfg(feature = "tokio")]
+const SPAWNED_WORKLOADS: &[SpawnedWorkload] = &[
+    SpawnedWorkload {
+        name: "tokio_spawned_io_for_each",
+        join_set: spawned::join_set::<false>,
+        spawned: spawned::spawned::<false>,
+        concurrent: spawned::concurrent::<false>,
+        // About 50-100 ms per run: 400 items, 8 at a time, 1 ms (one timer
+        // tick or two) each.
+        sample_size: 10,
+        measurement_time: Duration::from_secs(6),
+    },
+    SpawnedWorkload {
+        name: "tokio_spawned_cpu_for_each",
+        join_set: spawned::join_set::<true>,
+        spawned: spawned::spawned::<true>,
+        concurrent: spawned::concurrent::<true>,
+        // About 10-20 ms per run: 400 items of 50 µs on one or two threads.
+        sample_size: 20,
+        measurement_time: Duration::from_secs(5),
+    },
+];
+
+/// `for_each_scoped_spawned(8, ..)` against a hand-written `JoinSet` +
+/// `Semaphore(8)` loop doing the same work, with `for_each_scoped_concurrent(8, ..)`
+/// for reference, on I/O-bound (`CPU = false`: a 1 ms sleep) and CPU-bound
+/// (`CPU = true`: about 50 µs of arithmetic) items. Each variant acquires the
+/// same trivial resource, runs the same body and awaits the same async release.
+#[cfg(feature = "tokio")]
+mod spawned {
+    use tokio::sync::Semaphore;
+    use tokio::task::JoinSet;
+
+    use super::*;
+
+    /// Items per run: the first 400 of the fixture's.
+    pub const ITEMS: usize = 400;
+
+    /// Rounds of [`spin`] in a CPU-bound body: about 50 µs on the bench machine
+    /// (2 cores, AMD EPYC).
+    pub const SPIN_ROUNDS: u64 = 40_000;
+
+    /// `rounds` of dependent arithmetic that the optimiser must keep.
+    #[inline(never)]
+    pub fn spin(seed: u64, rounds: u64) -> u64 {
+        let mut x = seed;
+        for round in 0..rounds {
+            x = black_box(x.rotate_left(5) ^ round).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        x
+    }
+
+    fn items(fixture: &Fixture) -> &[u64] {
+        &black_box(&fixture.items)[..ITEMS]
+    }
+
+    async fn acquire(item: u64) -> Result<Resource, Fail> {
+        if item == u64::MAX {
+            return Err(Fail);
+        }
+        Ok(Resource {
+            key: item,
+            acc: item.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        })
+    }
+
+    async fn body<const CPU: bool>(resource: &mut Resource) -> Result<u64, Fail> {
+        if resource.key == u64::MAX - 1 {
+            return Err(Fail);
+        }
+        if CPU {
+            resource.acc = spin(resource.acc, SPIN_ROUNDS);
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        resource.acc = resource.acc.rotate_left(17) ^ resource.key;
+        // Below 2^32: 400 of them add up without overflow.
+        Ok(resource.acc >> 32)
+    }
+
+    async fn release(resource: Resource) -> Result<(), Fail> {
+        if resource.key == u64::MAX - 2 {
+            return Err(Fail);
+        }
+        drop(resource);
+        Ok(())
+    }
+
+    /// For each item: a permit, then a task that acquires, uses and releases
+    /// the resource (also when the body fails) and drops the permit; the
+    /// finished tasks reaped as it goes, stopping at the first error.
+    pub fn join_set<const CPU: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
+        runtime.block_on(async {
+            let sum = Arc::new(AtomicU64::new(0));
+            let permits = Arc::new(Semaphore::new(LIMIT));
+            let mut tasks = JoinSet::new();
+            let mut first_error = None;
+            for &item in items(fixture) {
+                let permit = Arc::clone(&permits)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let sum = Arc::clone(&sum);
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    let mut resource = acquire(item).await?;
+                    let used = body::<CPU>(&mut resource)
+                        .await
+                        .map(|value| sum.fetch_add(value, Ordering::Relaxed));
+                    let released = release(resource).await;
+                    used?;
+                    released
+                });
+                while let Some(finished) = tasks.try_join_next() {
+                    if let Err(error) = finished.expect("no task panics") {
+                        first_error.get_or_insert(error);
+                    }
+                }
+                if first_error.is_some() {
+                    break;
+                }
+            }
+            while let Some(finished) = tasks.join_next().await {
+                if let Err(error) = finished.expect("no task panics") {
+                    first_error.get_or_insert(error);
+                }
+            }
+            assert!(first_error.is_none(), "no item fails");
+            sum.load(Ordering::Relaxed)
+        })
+    }
+
+    /// `for_each_scoped_spawned(8, ..)`: each item's scope a task of `runtime`.
+    pub fn spawned<const CPU: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
+        runtime.block_on(async {
+            let sum = Arc::new(AtomicU64::new(0));
+            let total = Arc::clone(&sum);
+            let done: Result<(), ScopedError<Fail, Fail, Fail>> =
+                stream::iter(items(fixture).iter().copied())
+                    .for_each_scoped_spawned(
+                        LIMIT,
+                        async_bracket(acquire).release(release),
+                        async move |resource: &mut Resource| {
+                            body::<CPU>(resource)
+                                .await
+                                .map(|value| total.fetch_add(value, Ordering::Relaxed))
+                        },
+                    )
+                    .await;
+            done.expect("no item fails");
+            sum.load(Ordering::Relaxed)
+        })
+    }
+
+    /// `for_each_scoped_concurrent(8, ..)`: every item on the thread in
+    /// `block_on`.
+    pub fn concurrent<const CPU: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
+        runtime.block_on(async {
+            let sum = AtomicU64::new(0);
+            let done: Result<(), ScopedError<Fail, Fail, Fail>> =
+                stream::iter(items(fixture).iter().copied())
+                    .for_each_scoped_concurrent(
+                        LIMIT,
+                        async_bracket(acquire).release(release),
+                        async |resource| {
+                            body::<CPU>(resource)
+                                .await
+                                .map(|value| sum.fetch_add(value, Ordering::Relaxed))
+                        },
+                    )
+                    .await;
+            done.expect("no item fails");
+            sum.load(Ordering::Relaxed)
+        })
+    }
+}
+
+/// Criterion over the spawned workloads: one group each, with the functions
+/// `join_set`, `spawned` and `concurrent`, after checking that they agree.
+#[cfg(feature = "tokio")]
+fn spawned_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, fixture: &Fixture) {
+    for workload in SPAWNED_WORKLOADS {
+        let variants: [(&str, TokioWorkload); 3] = [
+            ("join_set", workload.join_set),
+            ("spawned", workload.spawned),
+            ("concurrent", workload.concurrent),
+        ];
+        let expected = (workload.join_set)(runtime, fixture);
+        for (variant, run) in variants {
+            assert_eq!(
+                run(runtime, fixture),
+                expected,
+                "{}: {variant} disagrees with join_set",
+                workload.name
+            );
+        }
+        let mut group = c.benchmark_group(workload.name);
+        group.throughput(criterion::Throughput::Elements(spawned::ITEMS as u64));
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .sample_size(workload.sample_size)
+            .measurement_time(workload.measurement_time);
+        for (variant, run) in variants {
+            group.bench_function(variant, |b| b.iter(|| run(runtime, black_box(fixture))));
+        }
+        group.finish();
+    }
 }
 
 fn main() {
     if let Some(spec) = common::callgrind_spec() {
         let name = spec.split_once('/').map_or(spec.as_str(), |(name, _)| name);
-        if TOKIO_PAIRS.iter().any(|pair| pair.name == name) {
+        #[cfg(feature = "tokio")]
+        let spawned = SPAWNED_WORKLOADS.iter().any(|workload| workload.name == name);
+        #[cfg(not(feature = "tokio"))]
+        let spawned = false;
+        if spawned || TOKIO_PAIRS.iter().any(|pair| pair.name == name) {
             panic!(
                 "{name}: the tokio workloads are measured by criterion only (see the crate docs)"
             );

@@ -38,7 +38,7 @@ use crate::{Outcome, WithOutcome};
 /// The methods take `self` by value so that their futures own what they use and
 /// borrow nothing from the adapter: that keeps the adapters' futures `Send`
 /// whenever the acquire, its resources and what it captures are (see the
-/// [module docs](crate::guide::spawn)). Implement it for a `Copy` handle, such
+/// [guide](crate::guide#running-inside-tokiospawn)). Implement it for a `Copy` handle, such
 /// as `&Pool`, or for a type whose clone is cheap (an `Arc`).
 ///
 /// It is implemented for:

@@ -5,6 +5,9 @@
 //! - [Replacing manual loops](#replacing-manual-loops): five loops that compile,
 //!   pass their tests and still hoard resources or lose errors, each beside its
 //!   replacement.
+//! - [Running inside `tokio::spawn`](#running-inside-tokiospawn): which closures
+//!   keep an adapter's future `Send`, the errors rustc gives when they do not,
+//!   and the fixes.
 //! - [Prove your loop](#prove-your-loop): the test kit (feature `testing`).
 //! - [Tracing](#tracing): the spans and events (feature `tracing`).
 //!
@@ -390,6 +393,99 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Running inside `tokio::spawn`
+//!
+//! Every adapter's future or stream is `Send` when its input, its resources and
+//! what its closures capture are — also when the closures capture by reference
+//! (`&config`, `&Mutex<..>`, `&AtomicUsize`, `&self`), as service code does:
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! use std::sync::Mutex;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use futures::stream::{self, StreamExt};
+//! use loopscope::prelude::*;
+//!
+//! struct Config { prefix: String }
+//!
+//! let task = tokio::spawn(async move {
+//!     let config = Config { prefix: "conn".into() };
+//!     let (seen, hits) = (Mutex::new(Vec::new()), AtomicUsize::new(0));
+//!     stream::iter(0..10)
+//!         .for_each_scoped_concurrent(
+//!             4,
+//!             async |id: u32| Ok::<_, std::io::Error>(format!("{}-{id}", config.prefix)),
+//!             async |connection| {
+//!                 tokio::task::yield_now().await;
+//!                 hits.fetch_add(1, Ordering::Relaxed);
+//!                 seen.lock().unwrap().push(connection.clone());
+//!                 Ok::<_, std::io::Error>(())
+//!             },
+//!         )
+//!         .await?;
+//!     Ok::<_, ScopedError<_, _, _>>(hits.into_inner())
+//! });
+//! assert_eq!(task.await.unwrap().unwrap(), 10);
+//! # }
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
+//! ```
+//!
+//! **The rule.** The adapters call a copy of the acquire and of the body for
+//! each item (their bounds are `AsyncFnOnce(..) + Clone`), so that no future
+//! borrows a closure the adapter owns — a future that did is one rustc cannot
+//! prove `Send` ([rust-lang/rust#110338]). A closure that captures only
+//! references or `Copy` values is `Copy`, and its copy is free. So a closure
+//! may *read* what it captures, and change it through a `Mutex` or an atomic,
+//! but may not mutate a captured variable directly.
+//!
+//! **What rustc still cannot prove, and the fixes.**
+//!
+//! - A body that mutates a captured local (`total += n`, `log.push(..)` on a
+//!   captured `Vec`) does not compile, spawned or not:
+//!
+//!   ```text
+//!   error[E0277]: the trait bound `&mut u64: Clone` is not satisfied in `{async closure@..}`
+//!   ```
+//!
+//!   Thread the state through
+//!   [`try_fold_scoped`](crate::ScopedStreamExt::try_fold_scoped) instead
+//!   (`async |total, file| Ok(total + file.len())`), or keep it in an atomic or
+//!   a `Mutex` the closure borrows. No structure of the adapter can lend a
+//!   captured `&mut` to one item at a time and keep its future `Send` on stable
+//!   Rust: the `&mut` borrow would outlive each call in the adapter's state.
+//! - Holding something that is not `Send` (a `std::sync::MutexGuard`, an `Rc`,
+//!   a `RefCell` borrow) across an `.await` in a body makes the future not
+//!   `Send`, as in any async code: `future cannot be sent between threads
+//!   safely … has type MutexGuard<'_, ..> which is not Send`. Drop the guard
+//!   before the `.await`, or use `tokio::sync::Mutex`.
+//! - Before this version, the adapters borrowed their closures, and borrowing
+//!   closures inside `tokio::spawn` failed with
+//!
+//!   ```text
+//!   error: implementation of `std::marker::Send` is not general enough
+//!     = note: `std::marker::Send` would have to be implemented for the type `&'0 Config`, for any lifetime `'0`...
+//!     = note: ...but `std::marker::Send` is actually implemented for the type `&'1 Config`, for some specific lifetime `'1`
+//!   ```
+//!
+//!   or `error: higher-ranked lifetime error`. If you still see these, an
+//!   acquire of your own is the cause: implement
+//!   [`AsyncAcquire`](crate::AsyncAcquire) for a `Copy` handle (`&Pool`) or an
+//!   `Arc`, whose methods take `self` by value and whose futures own what they
+//!   use, rather than returning futures that borrow a closure kept elsewhere.
+//!
+//! **The spawned adapters** (`for_each_scoped_spawned`,
+//! `try_map_scoped_spawned`, feature `tokio`) run each item as a task of its
+//! own, so their closures must be `Send + Sync + 'static` (`async move` with
+//! owned or `Arc` data), and their resources, items and errors `Send`; the
+//! bounds that prove the tasks' futures `Send` are
+//! [`SpawnAcquire`] and [`SpawnBody`],
+//! both implemented for every async closure and bracket whose futures are.
+//!
+//! [rust-lang/rust#110338]: https://github.com/rust-lang/rust/issues/110338
+//!
 //! # Prove your loop
 //!
 //! A loop that hoards can pass every test that only looks at its results. With
@@ -526,4 +622,12 @@
 #![cfg_attr(
     not(feature = "testing"),
     doc = "[`Tracker`]: https://docs.rs/loopscope/0.1/loopscope/testing/struct.Tracker.html\n[`Faults`]: https://docs.rs/loopscope/0.1/loopscope/testing/struct.Faults.html\n[`cancel_at_every_poll`]: https://docs.rs/loopscope/0.1/loopscope/testing/fn.cancel_at_every_poll.html"
+)]
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[`SpawnAcquire`]: crate::SpawnAcquire\n[`SpawnBody`]: crate::SpawnBody"
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`SpawnAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.SpawnAcquire.html\n[`SpawnBody`]: https://docs.rs/loopscope/0.1/loopscope/trait.SpawnBody.html"
 )]

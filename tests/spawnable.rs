@@ -1,1 +1,1117 @@
-#![cfg(feature = "tokio")]
+#![cfg(feature = "stream")]
+//! Every stream adapter runs inside `tokio::spawn` with closures that borrow
+//! what the spawned task owns: DESIGN.md invariant 7 — an adapter's future or
+//! stream is `Send` whenever the same closures in a hand-written loop are.
+//!
+//! This is a compile-time test as much as a runtime one: each test spawns its
+//! work with `tokio::spawn`, whose `Send + 'static` bound is the claim under
+//! test, so a regression shows up as a build error ("implementation of `Send`
+//! is not general enough", "future cannot be sent between threads safely")
+//! located in the test named after the adapter and the capture pattern. At run
+//! time each test then checks that the adapter did its work: values, counts,
+//! what the bodies recorded, and, with the pool, that every resource came back
+//! and how many were live at once.
+//!
+//! Tests are named `<adapter>_<pattern>`:
+//!
+//! - `a`: the acquire borrows a `String` local to the task;
+//! - `b`: the body borrows a `Mutex<Vec<_>>` and pushes into it;
+//! - `c`: the body borrows an `AtomicUsize`;
+//! - `d`: an `async_bracket` whose acquire and release borrow a `&Pool`
+//!   (`let pool = &*arc;` inside the task);
+//! - `f`: a `&self` method of a `Service`, its closures using `self.config`
+//!   and `self.hits`, run as `tokio::spawn(async move { service.run(..).await })`
+//!   with an `Arc<Service>`;
+//! - `g`: a generic library function taking the caller's stream and a
+//!   `&Config`, called in a spawned task.
+//!
+//! The spawned adapters (feature `tokio`) need `'static` closures: they are
+//! tested with `async move` closures owning `Arc` clones (`arc`, `arc_pool`,
+//! `arc_service`), also inside `tokio::spawn`.
+//!
+//! A body that mutates a captured local (`total += ..`) is not `Clone`, so no
+//! adapter takes it; it is not tested here.
+//!
+//! Every test is bounded by a 10 s timeout, so that a hang fails quickly.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::stream::{self, Stream, TryStreamExt as _};
+use loopscope::prelude::*;
+use tokio::task::{JoinHandle, yield_now};
+use tokio::time::timeout;
+
+/// The items of every test.
+const N: u32 = 8;
+/// The concurrency limit of the concurrent adapters.
+const LIMIT: usize = 4;
+/// How long a test may take before it counts as hung.
+const TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// The error of an adapter whose resources are released by `Drop`.
+type Error = ScopedError<io::Error, io::Error, Infallible>;
+/// The error of an adapter with an `async_bracket(..).release(..)`.
+type BracketError = ScopedError<io::Error, io::Error, io::Error>;
+
+/// Awaits a spawned task's output; fails if it panicked or hangs.
+async fn join<T>(task: JoinHandle<T>) -> T {
+    timeout(TIME_LIMIT, task)
+        .await
+        .expect("timed out after 10 s")
+        .expect("the spawned task panicked")
+}
+
+/// `conn-0`..`conn-7`: what the acquire of patterns a-d makes of items `0..N`.
+fn conn_names() -> Vec<String> {
+    (0..N).map(|i| format!("conn-{i}")).collect()
+}
+
+/// The body of pattern a: fails on item 5's connection, so the error's index
+/// shows the acquire saw the borrowed prefix.
+fn fail_on_conn_5(conn: &str) -> io::Result<()> {
+    if conn == "conn-5" {
+        return Err(io::Error::other("reset by peer"));
+    }
+    Ok(())
+}
+
+fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
+    values.sort();
+    values
+}
+
+// ----------------------------------------------------------------- the pool
+
+/// A tiny connection pool: `take` hands out an idle connection or opens one,
+/// `put` gives it back; it counts how many are live and the peak.
+#[derive(Debug, Default)]
+struct Pool {
+    idle: Mutex<Vec<String>>,
+    opened: AtomicUsize,
+    returned: AtomicUsize,
+    live: AtomicUsize,
+    peak: AtomicUsize,
+    rolled_back: AtomicUsize,
+}
+
+/// A pooled connection lent for one item.
+#[derive(Debug)]
+struct Lease {
+    conn: String,
+    item: u32,
+}
+
+/// A snapshot of a [`Pool`]'s counters.
+#[derive(Debug, PartialEq, Eq)]
+struct Stats {
+    opened: usize,
+    returned: usize,
+    live: usize,
+    peak: usize,
+    idle: usize,
+    rolled_back: usize,
+}
+
+impl Stats {
+    /// After `N` items, at most `peak` at a time, all returned: a connection is
+    /// reused as soon as it comes back, so exactly `peak` were ever opened.
+    fn settled(peak: usize) -> Self {
+        Stats {
+            opened: peak,
+            returned: N as usize,
+            live: 0,
+            peak,
+            idle: peak,
+            rolled_back: 0,
+        }
+    }
+}
+
+impl Pool {
+    fn take(&self, item: u32) -> Lease {
+        let now = self.live.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        let conn = self.idle.lock().unwrap().pop();
+        let conn = conn.unwrap_or_else(|| format!("conn#{}", self.opened.fetch_add(1, SeqCst)));
+        Lease { conn, item }
+    }
+
+    fn put(&self, lease: Lease) {
+        self.idle.lock().unwrap().push(lease.conn);
+        self.returned.fetch_add(1, SeqCst);
+        self.live.fetch_sub(1, SeqCst);
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            opened: self.opened.load(SeqCst),
+            returned: self.returned.load(SeqCst),
+            live: self.live.load(SeqCst),
+            peak: self.peak.load(SeqCst),
+            idle: self.idle.lock().unwrap().len(),
+            rolled_back: self.rolled_back.load(SeqCst),
+        }
+    }
+}
+
+// -------------------------------------------------------------- the service
+
+struct Config {
+    prefix: String,
+    limit: usize,
+}
+
+impl Config {
+    fn new() -> Self {
+        Config {
+            prefix: String::from("svc-"),
+            limit: LIMIT,
+        }
+    }
+}
+
+/// A service whose `&self` methods run an adapter with closures using
+/// `self.config` and `self.hits` (pattern f).
+struct Service {
+    config: Config,
+    hits: AtomicUsize,
+}
+
+/// `svc-0`..`svc-7`: what the service's acquire makes of items `0..N`.
+fn svc_names() -> Vec<String> {
+    (0..N).map(|i| format!("svc-{i}")).collect()
+}
+
+impl Service {
+    fn new() -> Arc<Self> {
+        Arc::new(Service {
+            config: Config::new(),
+            hits: AtomicUsize::new(0),
+        })
+    }
+
+    async fn run_for_each_scoped(&self, ids: Vec<u32>) -> Result<(), Error> {
+        stream::iter(ids)
+            .for_each_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("{}{id}", self.config.prefix)),
+                async |_conn: &mut String| {
+                    self.hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(())
+                },
+            )
+            .await
+    }
+
+    async fn run_try_map_scoped(&self, ids: Vec<u32>) -> Result<Vec<String>, Error> {
+        stream::iter(ids)
+            .try_map_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("{}{id}", self.config.prefix)),
+                async |conn: &mut String| {
+                    self.hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(conn.clone())
+                },
+            )
+            .try_collect()
+            .await
+    }
+
+    async fn run_for_each_scoped_concurrent(&self, ids: Vec<u32>) -> Result<(), Error> {
+        stream::iter(ids)
+            .for_each_scoped_concurrent(
+                self.config.limit,
+                async |id: u32| Ok::<_, io::Error>(format!("{}{id}", self.config.prefix)),
+                async |_conn: &mut String| {
+                    self.hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(())
+                },
+            )
+            .await
+    }
+
+    async fn run_try_map_scoped_concurrent(&self, ids: Vec<u32>) -> Result<Vec<String>, Error> {
+        stream::iter(ids)
+            .try_map_scoped_concurrent(
+                self.config.limit,
+                async |id: u32| Ok::<_, io::Error>(format!("{}{id}", self.config.prefix)),
+                async |conn: &mut String| {
+                    self.hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(conn.clone())
+                },
+            )
+            .try_collect()
+            .await
+    }
+
+    async fn run_try_map_scoped_unordered(&self, ids: Vec<u32>) -> Result<Vec<String>, Error> {
+        stream::iter(ids)
+            .try_map_scoped_unordered(
+                self.config.limit,
+                async |id: u32| Ok::<_, io::Error>(format!("{}{id}", self.config.prefix)),
+                async |conn: &mut String| {
+                    self.hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(conn.clone())
+                },
+            )
+            .try_collect()
+            .await
+    }
+}
+
+// ------------------------------------------------- the library functions (g)
+
+/// `db0`..`db7`: the names fed to the library functions.
+fn db_names() -> Vec<String> {
+    (0..N).map(|i| format!("db{i}")).collect()
+}
+
+/// `svc-db0`..`svc-db7`: what the library functions' acquire makes of them.
+fn svc_db_names() -> Vec<String> {
+    (0..N).map(|i| format!("svc-db{i}")).collect()
+}
+
+/// Returns the total length of the connections it used.
+async fn process_all_for_each_scoped<S: Stream<Item = String> + Send>(
+    s: S,
+    cfg: &Config,
+) -> Result<usize, Error> {
+    let total = AtomicUsize::new(0);
+    s.for_each_scoped(
+        async |name: String| Ok::<_, io::Error>(format!("{}{name}", cfg.prefix)),
+        async |conn: &mut String| {
+            total.fetch_add(conn.len(), SeqCst);
+            Ok::<_, io::Error>(())
+        },
+    )
+    .await?;
+    Ok(total.into_inner())
+}
+
+async fn process_all_try_map_scoped<S: Stream<Item = String> + Send>(
+    s: S,
+    cfg: &Config,
+) -> Result<Vec<String>, Error> {
+    s.try_map_scoped(
+        async |name: String| Ok::<_, io::Error>(format!("{}{name}", cfg.prefix)),
+        async |conn: &mut String| Ok::<_, io::Error>(conn.clone()),
+    )
+    .try_collect()
+    .await
+}
+
+/// Returns the total length of the connections it used.
+async fn process_all_for_each_scoped_concurrent<S: Stream<Item = String> + Send>(
+    s: S,
+    cfg: &Config,
+) -> Result<usize, Error> {
+    let total = AtomicUsize::new(0);
+    s.for_each_scoped_concurrent(
+        cfg.limit,
+        async |name: String| Ok::<_, io::Error>(format!("{}{name}", cfg.prefix)),
+        async |conn: &mut String| {
+            total.fetch_add(conn.len(), SeqCst);
+            Ok::<_, io::Error>(())
+        },
+    )
+    .await?;
+    Ok(total.into_inner())
+}
+
+async fn process_all_try_map_scoped_concurrent<S: Stream<Item = String> + Send>(
+    s: S,
+    cfg: &Config,
+) -> Result<Vec<String>, Error> {
+    s.try_map_scoped_concurrent(
+        cfg.limit,
+        async |name: String| Ok::<_, io::Error>(format!("{}{name}", cfg.prefix)),
+        async |conn: &mut String| Ok::<_, io::Error>(conn.clone()),
+    )
+    .try_collect()
+    .await
+}
+
+async fn process_all_try_map_scoped_unordered<S: Stream<Item = String> + Send>(
+    s: S,
+    cfg: &Config,
+) -> Result<Vec<String>, Error> {
+    s.try_map_scoped_unordered(
+        cfg.limit,
+        async |name: String| Ok::<_, io::Error>(format!("{}{name}", cfg.prefix)),
+        async |conn: &mut String| Ok::<_, io::Error>(conn.clone()),
+    )
+    .try_collect()
+    .await
+}
+
+// ============================================================ for_each_scoped
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_a() {
+    let task = tokio::spawn(async move {
+        let prefix = String::from("conn-");
+        stream::iter(0..N)
+            .for_each_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("{prefix}{id}")),
+                async |conn: &mut String| fail_on_conn_5(conn),
+            )
+            .await
+    });
+    let error = join(task).await.unwrap_err();
+    assert!(matches!(error, ScopedError::Use { index: 5, .. }), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_b() {
+    let task = tokio::spawn(async move {
+        let seen = Mutex::new(Vec::new());
+        let result = stream::iter(0..N)
+            .for_each_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |conn: &mut String| {
+                    seen.lock().unwrap().push(conn.clone());
+                    Ok::<_, io::Error>(())
+                },
+            )
+            .await;
+        (result, seen.into_inner().unwrap())
+    });
+    let (result, seen) = join(task).await;
+    result.unwrap();
+    assert_eq!(seen, conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_c() {
+    let task = tokio::spawn(async move {
+        let hits = AtomicUsize::new(0);
+        let result = stream::iter(0..N)
+            .for_each_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |_conn: &mut String| {
+                    hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(())
+                },
+            )
+            .await;
+        (result, hits.into_inner())
+    });
+    let (result, hits) = join(task).await;
+    result.unwrap();
+    assert_eq!(hits, N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_d() {
+    let pool = Arc::new(Pool::default());
+    let task = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move {
+            let pool = &*pool;
+            stream::iter(0..N)
+                .for_each_scoped(
+                    async_bracket(async |item: u32| Ok::<_, io::Error>(pool.take(item))).release(
+                        |lease| async move {
+                            pool.put(lease);
+                            Ok::<_, io::Error>(())
+                        },
+                    ),
+                    async |lease: &mut Lease| {
+                        yield_now().await;
+                        Ok::<_, io::Error>(lease.item)
+                    },
+                )
+                .await
+        }
+    });
+    let result: Result<(), BracketError> = join(task).await;
+    result.unwrap();
+    // Each connection came back before the next item took one: one was enough.
+    assert_eq!(pool.stats(), Stats::settled(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_f() {
+    let service = Service::new();
+    let task = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.run_for_each_scoped((0..N).collect()).await }
+    });
+    join(task).await.unwrap();
+    assert_eq!(service.hits.load(SeqCst), N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_g() {
+    let config = Arc::new(Config::new());
+    let task = tokio::spawn(async move {
+        let cfg = &*config;
+        process_all_for_each_scoped(stream::iter(db_names()), cfg).await
+    });
+    assert_eq!(join(task).await.unwrap(), N as usize * "svc-db0".len());
+}
+
+// ============================================================= try_map_scoped
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_a() {
+    let task = tokio::spawn(async move {
+        let prefix = String::from("conn-");
+        stream::iter(0..N)
+            .try_map_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("{prefix}{id}")),
+                async |conn: &mut String| Ok::<_, io::Error>(conn.clone()),
+            )
+            .try_collect::<Vec<_>>()
+            .await
+    });
+    assert_eq!(join(task).await.unwrap(), conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_b() {
+    let task = tokio::spawn(async move {
+        let seen = Mutex::new(Vec::new());
+        let lengths = stream::iter(0..N)
+            .try_map_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |conn: &mut String| {
+                    seen.lock().unwrap().push(conn.clone());
+                    Ok::<_, io::Error>(conn.len())
+                },
+            )
+            .try_collect::<Vec<_>>()
+            .await;
+        (lengths, seen.into_inner().unwrap())
+    });
+    let (lengths, seen) = join(task).await;
+    assert_eq!(lengths.unwrap(), [6; N as usize]);
+    assert_eq!(seen, conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_c() {
+    let task = tokio::spawn(async move {
+        let hits = AtomicUsize::new(0);
+        let counts = stream::iter(0..N)
+            .try_map_scoped(
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |_conn: &mut String| Ok::<_, io::Error>(hits.fetch_add(1, SeqCst)),
+            )
+            .try_collect::<Vec<_>>()
+            .await;
+        (counts, hits.into_inner())
+    });
+    let (counts, hits) = join(task).await;
+    // One body after another, in input order.
+    assert_eq!(counts.unwrap(), (0..N as usize).collect::<Vec<_>>());
+    assert_eq!(hits, N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_d() {
+    let pool = Arc::new(Pool::default());
+    let task = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move {
+            let pool = &*pool;
+            stream::iter(0..N)
+                .try_map_scoped(
+                    async_bracket(async |item: u32| Ok::<_, io::Error>(pool.take(item))).release(
+                        |lease| async move {
+                            pool.put(lease);
+                            Ok::<_, io::Error>(())
+                        },
+                    ),
+                    async |lease: &mut Lease| {
+                        yield_now().await;
+                        Ok::<_, io::Error>(lease.item)
+                    },
+                )
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    });
+    let items: Result<_, BracketError> = join(task).await;
+    assert_eq!(items.unwrap(), (0..N).collect::<Vec<_>>());
+    assert_eq!(pool.stats(), Stats::settled(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_f() {
+    let service = Service::new();
+    let task = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.run_try_map_scoped((0..N).collect()).await }
+    });
+    assert_eq!(join(task).await.unwrap(), svc_names());
+    assert_eq!(service.hits.load(SeqCst), N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_g() {
+    let config = Arc::new(Config::new());
+    let task = tokio::spawn(async move {
+        let cfg = &*config;
+        process_all_try_map_scoped(stream::iter(db_names()), cfg).await
+    });
+    assert_eq!(join(task).await.unwrap(), svc_db_names());
+}
+
+// ================================================= for_each_scoped_concurrent
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_concurrent_a() {
+    let task = tokio::spawn(async move {
+        let prefix = String::from("conn-");
+        stream::iter(0..N)
+            .for_each_scoped_concurrent(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("{prefix}{id}")),
+                async |conn: &mut String| fail_on_conn_5(conn),
+            )
+            .await
+    });
+    let error = join(task).await.unwrap_err();
+    assert!(matches!(error, ScopedError::Use { index: 5, .. }), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_concurrent_b() {
+    let task = tokio::spawn(async move {
+        let seen = Mutex::new(Vec::new());
+        let result = stream::iter(0..N)
+            .for_each_scoped_concurrent(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |conn: &mut String| {
+                    seen.lock().unwrap().push(conn.clone());
+                    Ok::<_, io::Error>(())
+                },
+            )
+            .await;
+        (result, seen.into_inner().unwrap())
+    });
+    let (result, seen) = join(task).await;
+    result.unwrap();
+    assert_eq!(sorted(seen), conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_concurrent_c() {
+    let task = tokio::spawn(async move {
+        let hits = AtomicUsize::new(0);
+        let result = stream::iter(0..N)
+            .for_each_scoped_concurrent(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |_conn: &mut String| {
+                    hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(())
+                },
+            )
+            .await;
+        (result, hits.into_inner())
+    });
+    let (result, hits) = join(task).await;
+    result.unwrap();
+    assert_eq!(hits, N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_concurrent_d() {
+    let pool = Arc::new(Pool::default());
+    let task = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move {
+            let pool = &*pool;
+            stream::iter(0..N)
+                .for_each_scoped_concurrent(
+                    LIMIT,
+                    async_bracket(async |item: u32| Ok::<_, io::Error>(pool.take(item))).release(
+                        |lease| async move {
+                            pool.put(lease);
+                            Ok::<_, io::Error>(())
+                        },
+                    ),
+                    async |lease: &mut Lease| {
+                        yield_now().await;
+                        Ok::<_, io::Error>(lease.item)
+                    },
+                )
+                .await
+        }
+    });
+    let result: Result<(), BracketError> = join(task).await;
+    result.unwrap();
+    // `LIMIT` live at once (every body yields once), never more.
+    assert_eq!(pool.stats(), Stats::settled(LIMIT));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_concurrent_f() {
+    let service = Service::new();
+    let task = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.run_for_each_scoped_concurrent((0..N).collect()).await }
+    });
+    join(task).await.unwrap();
+    assert_eq!(service.hits.load(SeqCst), N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_concurrent_g() {
+    let config = Arc::new(Config::new());
+    let task = tokio::spawn(async move {
+        let cfg = &*config;
+        process_all_for_each_scoped_concurrent(stream::iter(db_names()), cfg).await
+    });
+    assert_eq!(join(task).await.unwrap(), N as usize * "svc-db0".len());
+}
+
+// ================================================== try_map_scoped_concurrent
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_concurrent_a() {
+    let task = tokio::spawn(async move {
+        let prefix = String::from("conn-");
+        stream::iter(0..N)
+            .try_map_scoped_concurrent(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("{prefix}{id}")),
+                async |conn: &mut String| Ok::<_, io::Error>(conn.clone()),
+            )
+            .try_collect::<Vec<_>>()
+            .await
+    });
+    assert_eq!(join(task).await.unwrap(), conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_concurrent_b() {
+    let task = tokio::spawn(async move {
+        let seen = Mutex::new(Vec::new());
+        let lengths = stream::iter(0..N)
+            .try_map_scoped_concurrent(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |conn: &mut String| {
+                    seen.lock().unwrap().push(conn.clone());
+                    Ok::<_, io::Error>(conn.len())
+                },
+            )
+            .try_collect::<Vec<_>>()
+            .await;
+        (lengths, seen.into_inner().unwrap())
+    });
+    let (lengths, seen) = join(task).await;
+    assert_eq!(lengths.unwrap(), [6; N as usize]);
+    assert_eq!(sorted(seen), conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_concurrent_c() {
+    let task = tokio::spawn(async move {
+        let hits = AtomicUsize::new(0);
+        let counts = stream::iter(0..N)
+            .try_map_scoped_concurrent(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |_conn: &mut String| Ok::<_, io::Error>(hits.fetch_add(1, SeqCst)),
+            )
+            .try_collect::<Vec<_>>()
+            .await;
+        (counts, hits.into_inner())
+    });
+    let (counts, hits) = join(task).await;
+    // Every body ran once, each saw a different count.
+    assert_eq!(sorted(counts.unwrap()), (0..N as usize).collect::<Vec<_>>());
+    assert_eq!(hits, N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_concurrent_d() {
+    let pool = Arc::new(Pool::default());
+    let task = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move {
+            let pool = &*pool;
+            stream::iter(0..N)
+                .try_map_scoped_concurrent(
+                    LIMIT,
+                    async_bracket(async |item: u32| Ok::<_, io::Error>(pool.take(item))).release(
+                        |lease| async move {
+                            pool.put(lease);
+                            Ok::<_, io::Error>(())
+                        },
+                    ),
+                    async |lease: &mut Lease| {
+                        yield_now().await;
+                        Ok::<_, io::Error>(lease.item)
+                    },
+                )
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    });
+    let items: Result<_, BracketError> = join(task).await;
+    assert_eq!(items.unwrap(), (0..N).collect::<Vec<_>>(), "input order");
+    assert_eq!(pool.stats(), Stats::settled(LIMIT));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_concurrent_f() {
+    let service = Service::new();
+    let task = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.run_try_map_scoped_concurrent((0..N).collect()).await }
+    });
+    assert_eq!(join(task).await.unwrap(), svc_names());
+    assert_eq!(service.hits.load(SeqCst), N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_concurrent_g() {
+    let config = Arc::new(Config::new());
+    let task = tokio::spawn(async move {
+        let cfg = &*config;
+        process_all_try_map_scoped_concurrent(stream::iter(db_names()), cfg).await
+    });
+    assert_eq!(join(task).await.unwrap(), svc_db_names());
+}
+
+// =================================================== try_map_scoped_unordered
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_unordered_a() {
+    let task = tokio::spawn(async move {
+        let prefix = String::from("conn-");
+        stream::iter(0..N)
+            .try_map_scoped_unordered(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("{prefix}{id}")),
+                async |conn: &mut String| Ok::<_, io::Error>(conn.clone()),
+            )
+            .try_collect::<Vec<_>>()
+            .await
+    });
+    assert_eq!(sorted(join(task).await.unwrap()), conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_unordered_b() {
+    let task = tokio::spawn(async move {
+        let seen = Mutex::new(Vec::new());
+        let lengths = stream::iter(0..N)
+            .try_map_scoped_unordered(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |conn: &mut String| {
+                    seen.lock().unwrap().push(conn.clone());
+                    Ok::<_, io::Error>(conn.len())
+                },
+            )
+            .try_collect::<Vec<_>>()
+            .await;
+        (lengths, seen.into_inner().unwrap())
+    });
+    let (lengths, seen) = join(task).await;
+    assert_eq!(lengths.unwrap(), [6; N as usize]);
+    assert_eq!(sorted(seen), conn_names());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_unordered_c() {
+    let task = tokio::spawn(async move {
+        let hits = AtomicUsize::new(0);
+        let counts = stream::iter(0..N)
+            .try_map_scoped_unordered(
+                LIMIT,
+                async |id: u32| Ok::<_, io::Error>(format!("conn-{id}")),
+                async |_conn: &mut String| Ok::<_, io::Error>(hits.fetch_add(1, SeqCst)),
+            )
+            .try_collect::<Vec<_>>()
+            .await;
+        (counts, hits.into_inner())
+    });
+    let (counts, hits) = join(task).await;
+    assert_eq!(sorted(counts.unwrap()), (0..N as usize).collect::<Vec<_>>());
+    assert_eq!(hits, N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_unordered_d() {
+    let pool = Arc::new(Pool::default());
+    let task = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move {
+            let pool = &*pool;
+            stream::iter(0..N)
+                .try_map_scoped_unordered(
+                    LIMIT,
+                    async_bracket(async |item: u32| Ok::<_, io::Error>(pool.take(item))).release(
+                        |lease| async move {
+                            pool.put(lease);
+                            Ok::<_, io::Error>(())
+                        },
+                    ),
+                    async |lease: &mut Lease| {
+                        yield_now().await;
+                        Ok::<_, io::Error>(lease.item)
+                    },
+                )
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    });
+    let items: Result<_, BracketError> = join(task).await;
+    assert_eq!(sorted(items.unwrap()), (0..N).collect::<Vec<_>>());
+    assert_eq!(pool.stats(), Stats::settled(LIMIT));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_unordered_f() {
+    let service = Service::new();
+    let task = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.run_try_map_scoped_unordered((0..N).collect()).await }
+    });
+    assert_eq!(sorted(join(task).await.unwrap()), svc_names());
+    assert_eq!(service.hits.load(SeqCst), N as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_map_scoped_unordered_g() {
+    let config = Arc::new(Config::new());
+    let task = tokio::spawn(async move {
+        let cfg = &*config;
+        process_all_try_map_scoped_unordered(stream::iter(db_names()), cfg).await
+    });
+    assert_eq!(sorted(join(task).await.unwrap()), svc_db_names());
+}
+
+// ======================================================== the spawned adapters
+
+/// `for_each_scoped_spawned` and `try_map_scoped_spawned` run each item as a
+/// task, so their closures own `Arc` clones (`async move`) instead of
+/// borrowing; the adapters themselves still run inside `tokio::spawn`.
+///
+/// Their bodies wait on a `Barrier` of `LIMIT`: a test passes only if `LIMIT`
+/// items are in flight at once (otherwise it hangs, and times out).
+#[cfg(feature = "tokio")]
+mod spawned {
+    use futures::StreamExt as _;
+    use loopscope::Outcome;
+    use tokio::sync::Barrier;
+
+    use super::*;
+
+    impl Service {
+        /// The spawned adapters need `'static` closures: an `Arc<Self>` method
+        /// hands them clones of `self`.
+        async fn run_for_each_scoped_spawned(self: Arc<Self>, ids: Vec<u32>) -> Result<(), Error> {
+            let (for_acquire, for_body) = (Arc::clone(&self), Arc::clone(&self));
+            let barrier = Arc::new(Barrier::new(self.config.limit));
+            stream::iter(ids)
+                .for_each_scoped_spawned(
+                    self.config.limit,
+                    async move |id: u32| {
+                        Ok::<_, io::Error>(format!("{}{id}", for_acquire.config.prefix))
+                    },
+                    async move |_conn: &mut String| {
+                        barrier.wait().await;
+                        for_body.hits.fetch_add(1, SeqCst);
+                        Ok::<_, io::Error>(())
+                    },
+                )
+                .await
+        }
+
+        async fn run_try_map_scoped_spawned(
+            self: Arc<Self>,
+            ids: Vec<u32>,
+        ) -> Result<Vec<String>, Error> {
+            let (for_acquire, for_body) = (Arc::clone(&self), Arc::clone(&self));
+            let barrier = Arc::new(Barrier::new(self.config.limit));
+            stream::iter(ids)
+                .try_map_scoped_spawned(
+                    self.config.limit,
+                    async move |id: u32| {
+                        Ok::<_, io::Error>(format!("{}{id}", for_acquire.config.prefix))
+                    },
+                    async move |conn: &mut String| {
+                        barrier.wait().await;
+                        for_body.hits.fetch_add(1, SeqCst);
+                        Ok::<_, io::Error>(conn.clone())
+                    },
+                )
+                .try_collect()
+                .await
+        }
+    }
+
+    /// An `async_bracket` over an `Arc<Pool>` whose release, told the outcome,
+    /// counts the rollbacks; `.spawn_on_cancel()` needs the release's future
+    /// to own its `Arc`.
+    macro_rules! arc_pool_bracket {
+        ($pool:expr) => {{
+            let (taking, returning) = (Arc::clone($pool), Arc::clone($pool));
+            async_bracket(async move |item: u32| Ok::<_, io::Error>(taking.take(item)))
+                .release_with(move |lease, outcome: Outcome| {
+                    let pool = Arc::clone(&returning);
+                    async move {
+                        if !outcome.is_completed() {
+                            pool.rolled_back.fetch_add(1, SeqCst);
+                        }
+                        pool.put(lease);
+                        Ok::<_, io::Error>(())
+                    }
+                })
+                .spawn_on_cancel()
+        }};
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn for_each_scoped_spawned_arc() {
+        let task = tokio::spawn(async move {
+            let prefix = Arc::new(String::from("conn-"));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let barrier = Arc::new(Barrier::new(LIMIT));
+            let acquire = {
+                let prefix = Arc::clone(&prefix);
+                async move |id: u32| Ok::<_, io::Error>(format!("{prefix}{id}"))
+            };
+            let body = {
+                let seen = Arc::clone(&seen);
+                async move |conn: &mut String| {
+                    barrier.wait().await;
+                    seen.lock().unwrap().push(conn.clone());
+                    Ok::<_, io::Error>(())
+                }
+            };
+            let result = stream::iter(0..N)
+                .for_each_scoped_spawned(LIMIT, acquire, body)
+                .await;
+            let seen = seen.lock().unwrap().clone();
+            (result, seen)
+        });
+        let (result, seen) = join(task).await;
+        result.unwrap();
+        assert_eq!(sorted(seen), conn_names());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn try_map_scoped_spawned_arc() {
+        let task = tokio::spawn(async move {
+            let prefix = Arc::new(String::from("conn-"));
+            let hits = Arc::new(AtomicUsize::new(0));
+            let barrier = Arc::new(Barrier::new(LIMIT));
+            let acquire = {
+                let prefix = Arc::clone(&prefix);
+                async move |id: u32| Ok::<_, io::Error>(format!("{prefix}{id}"))
+            };
+            let body = {
+                let hits = Arc::clone(&hits);
+                async move |conn: &mut String| {
+                    barrier.wait().await;
+                    hits.fetch_add(1, SeqCst);
+                    Ok::<_, io::Error>(conn.clone())
+                }
+            };
+            let names = stream::iter(0..N)
+                .try_map_scoped_spawned(LIMIT, acquire, body)
+                .try_collect::<Vec<_>>()
+                .await;
+            (names, hits)
+        });
+        let (names, hits) = join(task).await;
+        assert_eq!(names.unwrap(), conn_names(), "input order");
+        assert_eq!(hits.load(SeqCst), N as usize);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn for_each_scoped_spawned_arc_pool() {
+        let pool = Arc::new(Pool::default());
+        let task = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move {
+                let barrier = Arc::new(Barrier::new(LIMIT));
+                stream::iter(0..N)
+                    .for_each_scoped_spawned(
+                        LIMIT,
+                        arc_pool_bracket!(&pool),
+                        async move |lease: &mut Lease| {
+                            barrier.wait().await;
+                            Ok::<_, io::Error>(lease.item)
+                        },
+                    )
+                    .await
+            }
+        });
+        let result: Result<(), BracketError> = join(task).await;
+        result.unwrap();
+        assert_eq!(pool.stats(), Stats::settled(LIMIT));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn try_map_scoped_spawned_arc_pool() {
+        let pool = Arc::new(Pool::default());
+        let task = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move {
+                let barrier = Arc::new(Barrier::new(LIMIT));
+                stream::iter(0..N)
+                    .try_map_scoped_spawned(
+                        LIMIT,
+                        arc_pool_bracket!(&pool),
+                        async move |lease: &mut Lease| {
+                            barrier.wait().await;
+                            if lease.item == 5 {
+                                return Err(io::Error::other("duplicate key"));
+                            }
+                            Ok(lease.item)
+                        },
+                    )
+                    .collect::<Vec<_>>()
+                    .await
+            }
+        });
+        let results: Vec<Result<u32, BracketError>> = join(task).await;
+        // One result per item, in input order; item 5's body failed.
+        let indices: Vec<_> = results
+            .iter()
+            .map(|result| match result {
+                Ok(item) => Ok(*item as usize),
+                Err(error) => Err(error.index()),
+            })
+            .collect();
+        assert_eq!(indices, [Ok(0), Ok(1), Ok(2), Ok(3), Ok(4), Err(5), Ok(6), Ok(7)]);
+        assert!(matches!(results[5], Err(ScopedError::Use { .. })), "{:?}", results[5]);
+        // Item 5's release was told its body failed.
+        assert_eq!(pool.stats(), Stats { rolled_back: 1, ..Stats::settled(LIMIT) });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn for_each_scoped_spawned_arc_service() {
+        let service = Service::new();
+        let task = tokio::spawn({
+            let service = Arc::clone(&service);
+            async move { service.run_for_each_scoped_spawned((0..N).collect()).await }
+        });
+        join(task).await.unwrap();
+        assert_eq!(service.hits.load(SeqCst), N as usize);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn try_map_scoped_spawned_arc_service() {
+        let service = Service::new();
+        let task = tokio::spawn({
+            let service = Arc::clone(&service);
+            async move { service.run_try_map_scoped_spawned((0..N).collect()).await }
+        });
+        assert_eq!(join(task).await.unwrap(), svc_names());
+        assert_eq!(service.hits.load(SeqCst), N as usize);
+    }
+}

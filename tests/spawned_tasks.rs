@@ -219,7 +219,10 @@ fn the_items_of_one_adapter_run_in_parallel() {
 async fn a_release_deadline_waits_for_a_yielding_release_under_the_paused_clock() {
     let acquire = async_bracket(async |item: u32| Ok::<_, Infallible>(item))
         .release(|_item| async {
-            for _ in 0..100 {
+            // 20 ms of real work in small steps, each a point where the
+            // runtime may look at its clock.
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(1));
                 tokio::task::yield_now().await;
             }
             Ok::<_, Infallible>(())

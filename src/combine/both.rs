@@ -150,7 +150,7 @@ pub fn both<A1, A2>(first: A1, second: A2) -> Both<A1, A2> {
 /// the first resource's is told [`Outcome::Failed`] when the body completed but
 /// releasing the second resource failed (the item as a whole failed), and
 /// [`Outcome::Panicked`] when that release panicked. It implements [`Acquire`] when both parts do, and with
-/// the `stream` feature [`AsyncAcquire`] and [`ConcurrentAcquire`] when both
+/// the `stream` feature [`AsyncAcquire`] when both
 /// parts do; the item
 /// type must be `Clone` in every case.
 ///
@@ -217,11 +217,11 @@ pub fn both<A1, A2>(first: A1, second: A2) -> Both<A1, A2> {
 // The async traits exist only with the `stream` feature.
 #[cfg_attr(
     feature = "stream",
-    doc = "[`AsyncAcquire`]: crate::AsyncAcquire\n[`ConcurrentAcquire`]: crate::ConcurrentAcquire\n[`RELEASE_IS_DROP`]: crate::AsyncAcquire::RELEASE_IS_DROP"
+    doc = "[`AsyncAcquire`]: crate::AsyncAcquire\n[`RELEASE_IS_DROP`]: crate::AsyncAcquire::RELEASE_IS_DROP"
 )]
 #[cfg_attr(
     not(feature = "stream"),
-    doc = "[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html\n[`ConcurrentAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.ConcurrentAcquire.html\n[`RELEASE_IS_DROP`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html#associatedconstant.RELEASE_IS_DROP"
+    doc = "[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html\n[`RELEASE_IS_DROP`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html#associatedconstant.RELEASE_IS_DROP"
 )]
 #[must_use = "`both` does nothing until it is given to a scoped adapter"]
 #[derive(Clone)]

@@ -56,10 +56,16 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// most one resource is live at any time.
     ///
     /// - `acquire` is any [`AsyncAcquire`]: an async closure
-    ///   `AsyncFnMut(Item) -> Result<R, EA>` (release by `Drop`), or
+    ///   `AsyncFnOnce(Item) -> Result<R, EA> + Clone` (release by `Drop`), or
     ///   `async_bracket(acquire).release(release)`.
-    /// - `body` is an async closure lent the resource as `&mut R`, returning
-    ///   `Result<T, EU>`; the value `T` is discarded.
+    /// - `body` is an async closure `AsyncFnOnce(&mut R) -> Result<T, EU> + Clone`,
+    ///   lent the resource; the value `T` is discarded.
+    ///
+    /// Both are called as a fresh copy per item, which is what keeps the future
+    /// `Send` inside `tokio::spawn` when they capture by reference (see the
+    /// [guide](crate::guide#running-inside-tokiospawn)). So neither may mutate
+    /// what it captures: change shared state through a `Mutex` or an atomic, or
+    /// thread it through [`try_fold_scoped`](Self::try_fold_scoped).
     ///
     /// When the returned future completes — `Ok` or `Err` — every release has
     /// completed. If `body` panics, the resource's release is awaited and then
@@ -75,16 +81,19 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///
     /// ```
     /// use std::io;
+    /// use std::sync::Mutex;
     /// use futures::stream::{self, StreamExt};
     /// use loopscope::prelude::*;
     ///
     /// # futures::executor::block_on(async {
-    /// let mut log = Vec::new();
+    /// // Shared state through a `Mutex`: the body is called as a copy per item,
+    /// // which keeps this future `Send` inside `tokio::spawn`.
+    /// let log = Mutex::new(Vec::new());
     /// let result = stream::iter(["ok", "broken", "never"])
     ///     .for_each_scoped(
     ///         async |name: &str| Ok::<_, io::Error>(name.to_owned()),
     ///         async |connection| {
-    ///             log.push(connection.clone());
+    ///             log.lock().unwrap().push(connection.clone());
     ///             if connection == "broken" {
     ///                 return Err(io::Error::other("reset by peer"));
     ///             }
@@ -93,7 +102,8 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///     )
     ///     .await;
     /// assert!(matches!(result, Err(ScopedError::Use { index: 1, .. })));
-    /// assert_eq!(log, ["ok", "broken"]); // fail-fast: "never" was not acquired
+    /// // Fail-fast: "never" was not acquired.
+    /// assert_eq!(log.into_inner().unwrap(), ["ok", "broken"]);
     /// # });
     /// ```
     #[doc(alias("defer", "bracket", "with", "using"))]
@@ -284,10 +294,8 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///
     /// Similar to `try_for_each_concurrent(limit, ..)`, but `limit` caps the live
     /// *resources*, each one's async release is awaited, and every error says
-    /// which item failed. `acquire` is a [`ConcurrentAcquire`] — an async closure
-    /// `AsyncFn(Item) -> Result<R, EA>`, or
-    /// `async_bracket(acquire).release(release)` with an `AsyncFn` acquire and a
-    /// `Fn` release — and `body` an `AsyncFn(&mut R) -> Result<T, EU>`.
+    /// which item failed. `acquire` and `body` are as for
+    /// [`for_each_scoped`](Self::for_each_scoped): a copy of each runs per item.
     ///
     /// At the first error it stops pulling items, skips the items pulled but not
     /// yet started (nothing is acquired after the error), lets the items already
@@ -507,48 +515,41 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// does not stop at an error. When it ends, every release has completed.
     ///
     /// Prefer it when the consumer is slow and the resources are scarce (pooled
-    /// connections, file descriptors, locks). Its cost: a task per item and two
-    /// hand-offs between threads — a few microseconds per item, noise beside a
-    /// network round trip but far more than a trivial item costs in
-    /// [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent) — a
-    /// thread per adapter (see below), and `Send + Sync + 'static` closures with
-    /// `Send + 'static` items, values and errors (the resources and the futures
-    /// need not be `Send`). When the consumer keeps up,
+    /// connections, file descriptors, locks), or when the bodies do CPU work
+    /// that should use every worker. Its cost: a `tokio::spawn` per item — a
+    /// few microseconds, noise beside a network round trip but far more than a
+    /// trivial item costs in
+    /// [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent) — and
+    /// `Send + Sync + 'static` closures with `Send + 'static` items, resources,
+    /// values and errors. When the consumer keeps up,
     /// [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent) does the
     /// same work for less.
     ///
-    /// The tasks run on a thread of the adapter's own, started at the first
-    /// item and ended with the adapter, as local tasks driven with the current
-    /// runtime's [`Handle`](tokio::runtime::Handle) — so they use its timers
-    /// and I/O, and their futures need not be `Send`, which a generic `AsyncFn`'s
-    /// futures cannot be shown to be on stable Rust. The items in flight run
-    /// concurrently on that thread, not in parallel: a body with heavy CPU work
-    /// should hand it to `tokio::task::spawn_blocking` (`block_in_place` panics
-    /// there, as on any thread that is not one of the runtime's workers). Each
-    /// adapter that is running has its thread: many spawned adapters at once —
-    /// one per request of a server — mean as many threads.
+    /// Each item's scope is a task of the runtime that polls the adapter
+    /// (`tokio::spawn` on its [`Handle`](tokio::runtime::Handle)): the items of
+    /// one adapter run in parallel on a multi-thread runtime, no thread is
+    /// started for them, the paused clock of `#[tokio::test(start_paused =
+    /// true)]` sees their work, and a runtime that shuts down drops them — and
+    /// so releases their resources by `Drop` — before `drop(runtime)` returns.
+    /// On a `current_thread` runtime the tasks run only while the thread in
+    /// `Runtime::block_on` is not blocked: a consumer that *awaits* (a sleep, a
+    /// write) lets them, one that blocks the thread holds them — and so their
+    /// resources — until it yields.
     ///
-    /// The runtime's timers and I/O still advance only when the runtime drives
-    /// them. On a multi-threaded runtime its workers do, so the tasks go on
-    /// whatever the consumer does. On a `current_thread` runtime only the thread
-    /// in `Runtime::block_on` does: a consumer that *awaits* (a sleep, a write)
-    /// lets it, but one that blocks that thread holds the tasks' timers and
-    /// I/O — and so their resources — until it yields. Use a multi-threaded
-    /// runtime when the consumer is slow.
-    ///
-    /// Dropping the stream (a timeout, a `select!`) aborts the tasks in flight:
-    /// none is polled again, and each held resource is released by its `Drop`,
-    /// or by the async release of an
+    /// Dropping the stream (a timeout, a `select!`) aborts the tasks in flight
+    /// (tokio-util's `AbortOnDropHandle`): none is polled again, and each held
+    /// resource is released by its `Drop`, or by the async release of an
     /// [`async_bracket`](crate::async_bracket)`(..).release(..)`
     /// [`.spawn_on_cancel()`](crate::AsyncWithRelease::spawn_on_cancel) spawned
-    /// on the runtime. This happens on the adapter's thread right after the
-    /// drop, not during it; a task being polled at that moment finishes that
-    /// poll first. When the stream ends instead, it ends only once that thread
-    /// has dropped the acquire and the body, with what they captured.
+    /// on the runtime, where the runtime drops the aborted task — right after
+    /// the drop, not during it; a task being polled at that moment finishes
+    /// that poll first.
     ///
-    /// `acquire` and `body` are as for
-    /// [`for_each_scoped_concurrent`](Self::for_each_scoped_concurrent), shared
-    /// by the tasks through one `Arc`.
+    /// `acquire` is any [`SpawnAcquire`] — every async closure and bracket whose
+    /// futures are `Send` — and `body` an async closure
+    /// `AsyncFnOnce(&mut R) -> Result<T, EU>` whose future is `Send`
+    /// ([`SpawnBody`]); a copy of each runs in each task. The
+    /// [guide](crate::guide#running-inside-tokiospawn) says why these bounds.
     ///
     /// # Panics
     ///
@@ -617,8 +618,9 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// resources are live, and `limit` are when the stream and the items allow
     /// it. The tasks run as in
     /// [`try_map_scoped_spawned`](Self::try_map_scoped_spawned), which says
-    /// when to prefer them and what they cost; here the values of `body` are
-    /// dropped in their task, so they need not be `Send`.
+    /// when to prefer them, what they cost and what `acquire` and `body` may
+    /// be; here the values of `body` are dropped in their task, so they need
+    /// not be `Send`.
     ///
     /// Fail-fast, with quiescence: at the first error no new item is pulled or
     /// acquired (tasks that had not acquired yet skip their item), the tasks
@@ -626,8 +628,8 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// error is returned; the errors of the other tasks are dropped. So when the
     /// future completes, `Ok` or `Err`, every release has completed. Dropping the
     /// future aborts the tasks in flight, whose resources are then released by
-    /// `Drop` (or [`ConcurrentAcquire::release_on_cancel`]), on the adapter's thread
-    /// right after the drop.
+    /// `Drop` (or [`AsyncAcquire::release_on_cancel`]) where the runtime drops
+    /// the aborted tasks, right after the drop.
     ///
     /// # Panics
     ///

@@ -220,10 +220,10 @@ type Delay = Arc<dyn Fn(usize) -> usize + Send + Sync>;
 ///
 /// - [`acquire`](Faults::acquire) wraps an [`Acquire`] (a closure or a
 ///   [`bracket`](crate::bracket)), and with the `stream` feature an
-///   `AsyncAcquire` or a `ConcurrentAcquire` (an async closure or an
+///   `AsyncAcquire` (an async closure or an
 ///   `async_bracket`);
 /// - [`body`](Faults::body) wraps a sync body, and with the `stream` feature
-///   `async_body` and `async_body_mut` an async one.
+///   `async_body` an async one.
 ///
 /// **Items are identified by position**: the wrapped acquire counts its calls, so
 /// the item whose acquire is called first is item 0, the next item 1, and so on —
@@ -538,7 +538,7 @@ impl Faults {
     }
 
     /// Wraps an acquire, so that its steps follow the plan. The result
-    /// implements each of [`Acquire`], `AsyncAcquire` and `ConcurrentAcquire`
+    /// implements each of [`Acquire`] and `AsyncAcquire`
     /// (feature `stream`) that `acquire` implements; its resource is an
     /// [`Indexed`] around `acquire`'s, its errors are [`Injected`] around
     /// `acquire`'s.
