@@ -588,7 +588,10 @@ mod spawned {
 
     /// `for_each_scoped_concurrent(8, ..)`: every item on the thread in
     /// `block_on`.
-    pub fn concurrent<const CPU: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
+    pub fn concurrent<const CPU: bool>(
+        runtime: &tokio::runtime::Runtime,
+        fixture: &Fixture,
+    ) -> u64 {
         runtime.block_on(async {
             let sum = AtomicU64::new(0);
             let done: Result<(), ScopedError<Fail, Fail, Fail>> =
@@ -645,7 +648,9 @@ fn main() {
     if let Some(spec) = common::callgrind_spec() {
         let name = spec.split_once('/').map_or(spec.as_str(), |(name, _)| name);
         #[cfg(feature = "tokio")]
-        let spawned = SPAWNED_WORKLOADS.iter().any(|workload| workload.name == name);
+        let spawned = SPAWNED_WORKLOADS
+            .iter()
+            .any(|workload| workload.name == name);
         #[cfg(not(feature = "tokio"))]
         let spawned = false;
         if spawned || TOKIO_PAIRS.iter().any(|pair| pair.name == name) {

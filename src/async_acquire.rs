@@ -227,7 +227,11 @@ where
     }
 
     #[inline]
-    fn release(self, resource: R, _outcome: Outcome) -> impl Future<Output = Result<(), Infallible>> {
+    fn release(
+        self,
+        resource: R,
+        _outcome: Outcome,
+    ) -> impl Future<Output = Result<(), Infallible>> {
         drop(resource);
         future::ready(Ok(()))
     }
@@ -516,11 +520,7 @@ where
     }
 
     #[inline]
-    fn release(
-        self,
-        resource: R,
-        outcome: Outcome,
-    ) -> impl Future<Output = Result<(), F::Error>> {
+    fn release(self, resource: R, outcome: Outcome) -> impl Future<Output = Result<(), F::Error>> {
         self.release.release(resource, outcome)
     }
 }

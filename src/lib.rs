@@ -167,13 +167,13 @@ mod error;
 pub mod guide;
 mod iter;
 mod scope;
+#[cfg(feature = "tokio")]
+mod spawn;
 #[cfg(feature = "stream")]
 mod stream;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
-#[cfg(feature = "tokio")]
-mod spawn;
 #[cfg(feature = "tokio")]
 mod tokio;
 // Unconditional: its macros expand to nothing without the `tracing` feature.
@@ -184,17 +184,17 @@ pub use self::acquire::{Acquire, Bracket, Outcome, WithOutcome, WithRelease, bra
 pub use self::combine::*;
 pub use self::error::ScopedError;
 pub use self::iter::{ScopedIterExt, TryMapScoped};
-#[cfg(feature = "tokio")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use self::{
-    spawn::{SpawnAcquire, SpawnBody},
-    tokio::{ReleaseTimeout, ReleaseTimeoutError, SpawnOnCancel, TimedRelease},
-};
 #[cfg(feature = "stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::{
     async_acquire::{AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, async_bracket},
     stream::ScopedStreamExt,
+};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use self::{
+    spawn::{SpawnAcquire, SpawnBody},
+    tokio::{ReleaseTimeout, ReleaseTimeoutError, SpawnOnCancel, TimedRelease},
 };
 
 /// The extension traits, [`bracket`], [`both`], `async_bracket` (feature

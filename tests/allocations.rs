@@ -245,13 +245,11 @@ mod stream {
         assert_no_allocation_per_item("stream for_each_scoped", run, expected_sum);
 
         let run_fold = |items: &[u64]| {
-            block_on(
-                stream::iter(items.iter().copied()).try_fold_scoped(
-                    0,
-                    async |item| acquire_async(item).await,
-                    async |sum, resource| body(resource).map(|value| sum + value),
-                ),
-            )
+            block_on(stream::iter(items.iter().copied()).try_fold_scoped(
+                0,
+                async |item| acquire_async(item).await,
+                async |sum, resource| body(resource).map(|value| sum + value),
+            ))
             .expect("no item fails")
         };
         assert_no_allocation_per_item("stream try_fold_scoped", run_fold, expected_sum);

@@ -888,7 +888,6 @@ mod stream {
         }
     }
 
-
     async fn body_async(
         log: &Log,
         pair: &mut (Resource<'_>, Resource<'_>),

@@ -360,7 +360,10 @@ async fn for_each_scoped_a() {
             .await
     });
     let error = join(task).await.unwrap_err();
-    assert!(matches!(error, ScopedError::Use { index: 5, .. }), "{error:?}");
+    assert!(
+        matches!(error, ScopedError::Use { index: 5, .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,7 +578,10 @@ async fn for_each_scoped_concurrent_a() {
             .await
     });
     let error = join(task).await.unwrap_err();
-    assert!(matches!(error, ScopedError::Use { index: 5, .. }), "{error:?}");
+    assert!(
+        matches!(error, ScopedError::Use { index: 5, .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -655,7 +661,11 @@ async fn for_each_scoped_concurrent_f() {
     let service = Service::new();
     let task = tokio::spawn({
         let service = Arc::clone(&service);
-        async move { service.run_for_each_scoped_concurrent((0..N).collect()).await }
+        async move {
+            service
+                .run_for_each_scoped_concurrent((0..N).collect())
+                .await
+        }
     });
     join(task).await.unwrap();
     assert_eq!(service.hits.load(SeqCst), N as usize);
@@ -766,7 +776,11 @@ async fn try_map_scoped_concurrent_f() {
     let service = Service::new();
     let task = tokio::spawn({
         let service = Arc::clone(&service);
-        async move { service.run_try_map_scoped_concurrent((0..N).collect()).await }
+        async move {
+            service
+                .run_try_map_scoped_concurrent((0..N).collect())
+                .await
+        }
     });
     assert_eq!(join(task).await.unwrap(), svc_names());
     assert_eq!(service.hits.load(SeqCst), N as usize);
@@ -1087,10 +1101,23 @@ mod spawned {
                 Err(error) => Err(error.index()),
             })
             .collect();
-        assert_eq!(indices, [Ok(0), Ok(1), Ok(2), Ok(3), Ok(4), Err(5), Ok(6), Ok(7)]);
-        assert!(matches!(results[5], Err(ScopedError::Use { .. })), "{:?}", results[5]);
+        assert_eq!(
+            indices,
+            [Ok(0), Ok(1), Ok(2), Ok(3), Ok(4), Err(5), Ok(6), Ok(7)]
+        );
+        assert!(
+            matches!(results[5], Err(ScopedError::Use { .. })),
+            "{:?}",
+            results[5]
+        );
         // Item 5's release was told its body failed.
-        assert_eq!(pool.stats(), Stats { rolled_back: 1, ..Stats::settled(LIMIT) });
+        assert_eq!(
+            pool.stats(),
+            Stats {
+                rolled_back: 1,
+                ..Stats::settled(LIMIT)
+            }
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

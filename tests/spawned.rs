@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, Stream, StreamExt as _};
 use futures::{FutureExt as _, future};
-use loopscope::{SpawnAcquire, SpawnBody};
 use loopscope::prelude::*;
+use loopscope::{SpawnAcquire, SpawnBody};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tokio::runtime::Runtime;
@@ -191,8 +191,8 @@ fn items(scripts: &[Script]) -> impl Stream<Item = Script> + Send + use<> {
 /// The acquire: a plain async closure (release by `Drop`).
 fn by_drop(
     harness: &Arc<Harness>,
-) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-+ use<> {
+) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible> + use<>
+{
     let harness = Arc::clone(harness);
     async move |script: Script| {
         harness.record(Event::Start(script.index));
@@ -209,8 +209,8 @@ fn by_drop(
 /// the resource.
 fn bracketed(
     harness: &Arc<Harness>,
-) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-+ use<> {
+) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible> + use<>
+{
     bracket_of!(harness)
 }
 
@@ -218,8 +218,8 @@ fn bracketed(
 /// dropped mid-item.
 fn spawning_on_cancel(
     harness: &Arc<Harness>,
-) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-+ use<> {
+) -> impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible> + use<>
+{
     bracket_of!(harness).spawn_on_cancel()
 }
 
@@ -400,7 +400,7 @@ fn slow_items(
 ) -> (
     impl Stream<Item = Script> + Send,
     impl SpawnAcquire<Script, Resource = Conn, Error = AcquireFailed, ReleaseError = Infallible>
-+ 'static,
+    + 'static,
 ) {
     let scripts: Vec<_> = (0..8)
         .map(|index| Script {

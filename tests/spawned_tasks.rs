@@ -56,7 +56,9 @@ fn child() {
 
 #[cfg(target_os = "linux")]
 fn threads_of_the_process() -> usize {
-    std::fs::read_dir("/proc/self/task").expect("procfs").count()
+    std::fs::read_dir("/proc/self/task")
+        .expect("procfs")
+        .count()
 }
 
 #[cfg(target_os = "linux")]
@@ -98,7 +100,10 @@ fn threads_scenario() {
         (before, during)
     });
     println!("threads before={before} during={during}");
-    assert_eq!(during, before, "spawned adapters started threads of their own");
+    assert_eq!(
+        during, before,
+        "spawned adapters started threads of their own"
+    );
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -208,7 +213,11 @@ fn the_items_of_one_adapter_run_in_parallel() {
             body,
         ))
         .expect("no error");
-    assert_eq!(met.load(Ordering::SeqCst), 2, "the two bodies never ran at once");
+    assert_eq!(
+        met.load(Ordering::SeqCst),
+        2,
+        "the two bodies never ran at once"
+    );
 }
 
 /// Under the paused clock, the runtime advances time only when it is idle: a

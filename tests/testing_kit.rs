@@ -236,7 +236,8 @@ fn check_async(plan: &Plan, waits: [usize; 3]) -> Result<(), TestCaseError> {
         }
     });
 
-    let mut results = Box::pin(stream::iter(0..plan.len).try_map_scoped(make_acquire(), body.clone()));
+    let mut results =
+        Box::pin(stream::iter(0..plan.len).try_map_scoped(make_acquire(), body.clone()));
     let mut panicked = false;
     for index in 0..plan.len {
         let before = faults.ended().len();

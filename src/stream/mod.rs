@@ -214,7 +214,8 @@ pub trait ScopedStreamExt: Stream + Sized {
                         // This item's body: the copy of `body`, given the
                         // accumulator, called once by the scope.
                         let (body, previous) = (body.clone(), accumulator);
-                        let step = async move |resource: &mut A::Resource| body(previous, resource).await;
+                        let step =
+                            async move |resource: &mut A::Resource| body(previous, resource).await;
                         accumulator = scope!($path, acquire, step, item, index)?;
                         index += 1;
                     }

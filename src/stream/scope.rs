@@ -120,12 +120,8 @@ macro_rules! scope {
             // The resource is dropped — released — at the end of this block,
             // before the item's result is reported (with `tracing`, in the
             // arms, so that the `released` event follows the drop).
-            match $crate::trace::await_body_by_drop!(
-                span,
-                $index,
-                resource,
-                ($body)(&mut resource)
-            ) {
+            match $crate::trace::await_body_by_drop!(span, $index, resource, ($body)(&mut resource))
+            {
                 Ok(value) => {
                     $crate::trace::drop_released!(span, resource, $crate::Outcome::Completed);
                     Ok(value)
@@ -151,15 +147,15 @@ macro_rules! scope {
             )
             .await
             {
-                    Ok(resource) => resource,
-                    Err(source) => {
-                        $crate::trace::acquire_failed!(span, $index);
-                        break 'scope Err($crate::ScopedError::Acquire {
-                            index: $index,
-                            source,
-                        });
-                    }
-                };
+                Ok(resource) => resource,
+                Err(source) => {
+                    $crate::trace::acquire_failed!(span, $index);
+                    break 'scope Err($crate::ScopedError::Acquire {
+                        index: $index,
+                        source,
+                    });
+                }
+            };
             $crate::trace::acquired!(span);
             // If this future is dropped while the body runs (cancelled), the
             // guard hands the resource to `release_on_cancel`.

@@ -35,16 +35,22 @@ use crate::spawn::{Sending, SpawnAcquire, SpawnBody, call_body};
 /// The output of a task, or how it failed to give one.
 type Joined<Out> = Result<Out, JoinError>;
 
+/// The set of task handles in flight, in the order `O`.
+type Tasks<O, Out> = <O as Order>::Set<AbortOnDropHandle<Out>>;
+
 /// Spawns `task(item, index)` on the runtime found at the first item, for
 /// every item, at most `limit` at a time, and yields each task's output in the
 /// order `O`.
+// The engine's type is spelled out, not `impl Stream`, so that the fail-fast
+// adapter can call `Drive::stop`; its closure has no name to factor out.
+#[allow(clippy::type_complexity)]
 fn spawn_each<O, St, S, F>(
     stream: St,
     limit: NonZeroUsize,
     mut task: S,
 ) -> concurrent::Drive<
     St,
-    O::Set<AbortOnDropHandle<F::Output>>,
+    Tasks<O, F::Output>,
     impl FnMut(St::Item, usize) -> AbortOnDropHandle<F::Output>,
 >
 where
@@ -84,7 +90,9 @@ fn output<Out>(joined: Joined<Out>) -> Result<Out, Box<dyn std::any::Any + Send>
         Err(error) => match error.try_into_panic() {
             Ok(panic) => Err(panic),
             Err(_cancelled) => {
-                panic!("a spawned adapter's task was cancelled: is the tokio runtime shutting down?")
+                panic!(
+                    "a spawned adapter's task was cancelled: is the tokio runtime shutting down?"
+                )
             }
         },
     }

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::task::{Context, Poll};
 
-use crate::{Acquire, Outcome};
 #[cfg(feature = "stream")]
 use crate::AsyncAcquire;
+use crate::{Acquire, Outcome};
 
 /// One of the three steps of an item's scope.
 ///
@@ -1062,7 +1062,6 @@ impl<Item, A: AsyncAcquire<Item>> AsyncAcquire<Item> for FaultyAcquire<A> {
         self.inner.release_on_cancel(resource.resource);
     }
 }
-
 
 /// Returns a future that returns `Pending` `n` times, waking itself each time,
 /// then `Ready(())`: a delay counted in polls, which works on any executor (and

@@ -14,9 +14,9 @@ use std::task::{Context, Poll, Waker};
 
 use futures::stream::Stream;
 
+use loopscope::AsyncAcquire;
 use loopscope::prelude::*;
 use loopscope::testing::{Call, Indexed, Step, Tracker};
-use loopscope::AsyncAcquire;
 use proptest::prelude::*;
 
 use super::{Act, Fault, Harness, ItemScript, MAX_ITEMS, Release, Resource, Used, plan, scripts};
