@@ -386,6 +386,33 @@ async fn for_each_scoped_b() {
     assert_eq!(seen, conn_names());
 }
 
+/// Pattern e, the body that keeps a running total: a body may not mutate what
+/// it captures, so the total is threaded through `try_fold_scoped`, which is
+/// spawnable, with an acquire borrowing the task's `&String` and a body
+/// borrowing its `Mutex`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_fold_scoped_e() {
+    let task = tokio::spawn(async move {
+        let prefix = String::from("conn");
+        let seen = Mutex::new(Vec::new());
+        let total = stream::iter(0..N)
+            .try_fold_scoped(
+                0,
+                async |id: u32| Ok::<_, io::Error>(format!("{prefix}-{id}")),
+                async |total, conn: &mut String| {
+                    tokio::task::yield_now().await;
+                    seen.lock().unwrap().push(conn.clone());
+                    Ok::<_, io::Error>(total + conn.len())
+                },
+            )
+            .await;
+        (total, seen.into_inner().unwrap())
+    });
+    let (total, seen) = join(task).await;
+    assert_eq!(total.unwrap(), 6 * N as usize);
+    assert_eq!(seen, conn_names());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_c() {
     let task = tokio::spawn(async move {
