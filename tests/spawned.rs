@@ -495,10 +495,13 @@ proptest! {
     /// scope has ended (those already started go on); it stops pulling (endless
     /// items follow a failing one); the peak never exceeds the limit.
     ///
-    /// The "no acquire starts" check is exact because the tasks of one adapter
-    /// run on one thread: a task's check of the failure flag and the start of
-    /// its acquire happen in one poll, and so do a failing scope's end and the
-    /// flag's setting.
+    /// The tasks of one adapter run in parallel on the runtime's workers, so a
+    /// task on another worker may check the failure flag in the instant between
+    /// the failing step's own report (inside the user's closure, which the
+    /// harness records) and the adapter setting the flag: such a task was
+    /// already running, and starts its acquire. The check allows those — at
+    /// most one per task in flight besides the failing one — and no more: an
+    /// adapter that kept starting items after a failure starts many.
     #[test]
     fn for_each_spawned_fails_fast_with_quiescence(
         scripts in scripts_with(failing_bodies()),
@@ -544,7 +547,7 @@ proptest! {
             });
             if let Some(first) = first_failure {
                 let late: Vec<_> = events[first..].iter().filter(|event| matches!(event, Event::Start(_))).collect();
-                prop_assert!(late.is_empty(), "acquired after the first failure: {:?} in {:?}", late, events);
+                prop_assert!(late.len() < limit, "acquired after the first failure: {:?} in {:?}", late, events);
             }
             Ok(())
         }))?;

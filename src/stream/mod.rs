@@ -624,7 +624,9 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// not be `Send`.
     ///
     /// Fail-fast, with quiescence: at the first error no new item is pulled or
-    /// acquired (tasks that had not acquired yet skip their item), the tasks
+    /// acquired (tasks that had not acquired yet skip their item; on a
+    /// multi-thread runtime a task running on another worker at that very
+    /// instant may already be starting its acquire), the tasks
     /// already running finish — bodies and releases — and only then the first
     /// error is returned; the errors of the other tasks are dropped. So when the
     /// future completes, `Ok` or `Err`, every release has completed. Dropping the
