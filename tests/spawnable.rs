@@ -1169,3 +1169,154 @@ mod spawned {
         assert_eq!(service.hits.load(SeqCst), N as usize);
     }
 }
+
+// ------------------------------------------- failures with items in flight
+
+/// A resource that counts itself live until it is dropped, borrowing the
+/// task's counter.
+struct Counted<'a> {
+    live: &'a AtomicUsize,
+}
+
+impl<'a> Counted<'a> {
+    fn open(live: &'a AtomicUsize, peak: &AtomicUsize) -> Self {
+        let now = live.fetch_add(1, SeqCst) + 1;
+        peak.fetch_max(now, SeqCst);
+        Counted { live }
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Live, peak, acquired and released-by-the-async-release counts.
+#[derive(Default)]
+struct Counts {
+    live: AtomicUsize,
+    peak: AtomicUsize,
+    acquired: AtomicUsize,
+    released: AtomicUsize,
+}
+
+/// A resource that counts itself live until it is dropped, owning a handle on
+/// the counts: the resource of an async bracket inside `tokio::spawn` (a
+/// resource type that borrows, released by an async release, is not yet
+/// spawnable).
+struct Owned(Arc<Counts>);
+
+impl Owned {
+    fn open(counts: &Arc<Counts>) -> Self {
+        counts.acquired.fetch_add(1, SeqCst);
+        let now = counts.live.fetch_add(1, SeqCst) + 1;
+        counts.peak.fetch_max(now, SeqCst);
+        Owned(Arc::clone(counts))
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Inside `tokio::spawn`, with closures borrowing the task's data: item 1's
+/// body fails while the other items are in flight and every release takes
+/// 20 ms. The adapter returns item 1's error only once every async release has
+/// completed (invariant 5, quiescence: dropping them would not do), never with
+/// more than `LIMIT` live; a run without the failure ends the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_concurrent_fails_with_slow_releases_in_flight() {
+    for failing in [None, Some(1)] {
+        let counts = Arc::new(Counts::default());
+        let task = tokio::spawn({
+            let counts = Arc::clone(&counts);
+            async move {
+                let (counts, failing) = (&counts, &failing);
+                let result = stream::iter(0..N)
+                    .for_each_scoped_concurrent(
+                        LIMIT,
+                        async_bracket(async |item: u32| {
+                            Ok::<_, io::Error>((item, Owned::open(counts)))
+                        })
+                        .release(|(_item, resource)| async move {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            resource.0.released.fetch_add(1, SeqCst);
+                            drop(resource);
+                            Ok::<_, io::Error>(())
+                        }),
+                        async |(item, _resource)| {
+                            yield_now().await;
+                            if Some(*item) == *failing {
+                                return Err(io::Error::other("reset by peer"));
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            Ok(())
+                        },
+                    )
+                    .await;
+                // Read at once, before anything else can run: quiescence.
+                let acquired = counts.acquired.load(SeqCst);
+                (result, acquired, counts.released.load(SeqCst))
+            }
+        });
+        let (result, acquired, released) = join(task).await;
+        assert_eq!(
+            released, acquired,
+            "returned before every release completed"
+        );
+        assert_eq!(counts.live.load(SeqCst), 0);
+        match failing {
+            None => assert!(result.is_ok(), "{result:?}"),
+            Some(_) => assert!(
+                matches!(result, Err(ScopedError::Use { index: 1, .. })),
+                "{result:?}"
+            ),
+        }
+        assert!(counts.peak.load(SeqCst) <= LIMIT);
+    }
+}
+
+/// Inside `tokio::spawn`, with closures borrowing the task's counters: item 2's
+/// body panics while the other items sleep in their bodies. The panic reaches
+/// the task's `JoinHandle`, and every resource acquired has been released
+/// exactly once by then (invariant 2) — the others by `Drop`, for every
+/// adapter that runs items concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_panic_with_items_in_flight_releases_every_resource() {
+    for unordered in [false, true] {
+        let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let task = tokio::spawn({
+            let counters = Arc::clone(&counters);
+            async move {
+                let (live, peak) = &*counters;
+                let acquire =
+                    async |item: u32| Ok::<_, io::Error>((item, Counted::open(live, peak)));
+                let body = async |(item, _counted): &mut (u32, Counted<'_>)| {
+                    yield_now().await;
+                    if *item == 2 {
+                        panic!("a body panicked");
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Ok::<_, io::Error>(())
+                };
+                if unordered {
+                    let _ = stream::iter(0..N)
+                        .try_map_scoped_unordered(LIMIT, acquire, body)
+                        .try_collect::<Vec<()>>()
+                        .await;
+                } else {
+                    let _ = stream::iter(0..N)
+                        .for_each_scoped_concurrent(LIMIT, acquire, body)
+                        .await;
+                }
+            }
+        });
+        let joined = timeout(TIME_LIMIT, task).await.expect("no hang");
+        assert!(joined.expect_err("the panic reached the handle").is_panic());
+        assert_eq!(counters.0.load(SeqCst), 0, "unordered: {unordered}");
+        assert!(counters.1.load(SeqCst) <= LIMIT);
+    }
+}
