@@ -54,6 +54,15 @@ fn child() {
     }
 }
 
+/// A multi-thread runtime with two workers, as the machine has two cores.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 #[cfg(target_os = "linux")]
 fn threads_of_the_process() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -64,11 +73,7 @@ fn threads_of_the_process() -> usize {
 #[cfg(target_os = "linux")]
 fn threads_scenario() {
     const ADAPTERS: usize = 100;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = two_workers();
     let running = Arc::new(AtomicUsize::new(0));
     let (before, during) = runtime.block_on(async {
         // The runtime's workers are all up once a task has run on each.
@@ -124,16 +129,13 @@ impl Drop for Connection {
 
 fn runtime_drop_scenario(multi_thread: bool) {
     let runtime = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
+        two_workers()
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-    }
-    .expect("a runtime");
+            .expect("a runtime")
+    };
     // As `#[tokio::main]` does when `main` returns while a spawned task runs
     // an adapter whose bodies never end.
     runtime.block_on(async {
@@ -182,11 +184,7 @@ fn dropping_a_multi_thread_runtime_releases_every_resource() {
 /// one thread per adapter can never do.
 #[test]
 fn the_items_of_one_adapter_run_in_parallel() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = two_workers();
     let rendezvous = Arc::new((Mutex::new(0_usize), Condvar::new()));
     let met = Arc::new(AtomicUsize::new(0));
     let body = {
