@@ -461,6 +461,19 @@
 //!   `Send`, as in any async code: `future cannot be sent between threads
 //!   safely … has type MutexGuard<'_, ..> which is not Send`. Drop the guard
 //!   before the `.await`, or use `tokio::sync::Mutex`.
+//! - A *resource type* that borrows from the task (`Counted<'a>` holding a
+//!   `&'a AtomicUsize`, a transaction borrowing its connection) released by an
+//!   [`async_bracket`](crate::async_bracket)`(..).release(..)` is not yet
+//!   spawnable, though the same closures in a hand-written loop are:
+//!
+//!   ```text
+//!   error: implementation of `FnOnce` is not general enough
+//!     = note: closure with signature `fn(Counted<'0>) -> {async block@..}` must implement `FnOnce<(Counted<'1>,)>`, for any two lifetimes `'0` and `'1`...
+//!   ```
+//!
+//!   Own what the resource holds (an `Arc` clone), or release it by `Drop`
+//!   (a plain async closure as the acquire), which is spawnable with a
+//!   borrowing resource.
 //! - Before this version, the adapters borrowed their closures, and borrowing
 //!   closures inside `tokio::spawn` failed with
 //!
