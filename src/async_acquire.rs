@@ -91,7 +91,7 @@ use crate::{Outcome, WithOutcome};
 ///     .for_each_scoped_concurrent(3, &pool, async |_connection| Ok::<_, Infallible>(()))
 ///     .await?;
 /// assert_eq!(pool.open.load(Ordering::SeqCst), 0);
-/// # Ok::<(), ScopedError<Infallible, Infallible, Infallible>>(())
+/// # Ok::<(), loopscope::Failures<ScopedError<Infallible, Infallible, Infallible>>>(())
 /// # }).unwrap();
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
@@ -478,7 +478,7 @@ where
 /// stream::iter([1, 2, 3])
 ///     .for_each_scoped_concurrent(2, connections, async |log| Ok::<_, String>(log.push(0)))
 ///     .await?;
-/// # Ok::<(), loopscope::ScopedError<String, String, String>>(())
+/// # Ok::<(), loopscope::Failures<loopscope::ScopedError<String, String, String>>>(())
 /// # }).unwrap();
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]

@@ -77,6 +77,22 @@ pub enum ScopedError<A, U, R> {
         #[source]
         source: R,
     },
+    /// A concurrent adapter cancelled the item before its scope completed —
+    /// another item failed or panicked, or the stream was
+    /// [stopped](crate::ScopedStream::stop) — and released its resource, if it
+    /// had acquired one, told [`Outcome::Cancelled`](crate::Outcome::Cancelled).
+    ///
+    /// A fail-fast adapter reports a cancelled item among the
+    /// [`Failures`](crate::Failures) only when its release failed; a stopped
+    /// mapping stream yields one for every item it had pulled and not finished.
+    Cancelled {
+        /// The item's position in the input.
+        index: usize,
+        /// The release error, when the release of the cancelled item's
+        /// resource failed.
+        #[source]
+        release: Option<R>,
+    },
 }
 
 impl<A, U, R> ScopedError<A, U, R> {
@@ -93,9 +109,10 @@ impl<A, U, R> ScopedError<A, U, R> {
     #[must_use]
     pub fn index(&self) -> usize {
         match self {
-            Self::Acquire { index, .. } | Self::Use { index, .. } | Self::Release { index, .. } => {
-                *index
-            }
+            Self::Acquire { index, .. }
+            | Self::Use { index, .. }
+            | Self::Release { index, .. }
+            | Self::Cancelled { index, .. } => *index,
         }
     }
 
@@ -118,7 +135,7 @@ impl<A, U, R> ScopedError<A, U, R> {
     pub fn release_error(&self) -> Option<&R> {
         match self {
             Self::Release { source, .. } => Some(source),
-            Self::Use { release, .. } => release.as_ref(),
+            Self::Use { release, .. } | Self::Cancelled { release, .. } => release.as_ref(),
             Self::Acquire { .. } => None,
         }
     }
@@ -138,7 +155,7 @@ impl<A, U, R> ScopedError<A, U, R> {
     pub fn into_release_error(self) -> Option<R> {
         match self {
             Self::Release { source, .. } => Some(source),
-            Self::Use { release, .. } => release,
+            Self::Use { release, .. } | Self::Cancelled { release, .. } => release,
             Self::Acquire { .. } => None,
         }
     }
@@ -161,6 +178,13 @@ impl<A, U, R: fmt::Display> fmt::Display for ScopedError<A, U, R> {
             Self::Release { index, .. } => {
                 write!(f, "failed to release the resource for item {index}")
             }
+            Self::Cancelled { index, release } => {
+                write!(f, "item {index} was cancelled before its scope completed")?;
+                if release.is_some() {
+                    write!(f, ", and releasing its resource failed")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -179,6 +203,11 @@ mod io_conversions {
             match self {
                 Self::Acquire { source, .. } | Self::Use { source, .. } => source.kind(),
                 Self::Release { source, .. } => release_kind(source),
+                Self::Cancelled {
+                    release: Some(source),
+                    ..
+                } => release_kind(source),
+                Self::Cancelled { release: None, .. } => io::ErrorKind::Interrupted,
             }
         }
     }

@@ -425,7 +425,7 @@
 //!             },
 //!         )
 //!         .await?;
-//!     Ok::<_, ScopedError<_, _, _>>(hits.into_inner())
+//!     Ok::<_, Failures<ScopedError<_, _, _>>>(hits.into_inner())
 //! });
 //! assert_eq!(task.await.unwrap().unwrap(), 10);
 //! # }

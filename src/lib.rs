@@ -164,6 +164,8 @@ mod acquire;
 mod async_acquire;
 mod combine;
 mod error;
+#[cfg(feature = "stream")]
+mod failures;
 pub mod guide;
 mod iter;
 mod scope;
@@ -188,7 +190,8 @@ pub use self::iter::{ScopedIterExt, TryMapScoped};
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::{
     async_acquire::{AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, async_bracket},
-    stream::ScopedStreamExt,
+    failures::Failures,
+    stream::{ScopedStream, ScopedStreamExt},
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
@@ -212,7 +215,7 @@ pub use self::{
 pub mod prelude {
     pub use crate::{ScopedError, ScopedIterExt, both, bracket};
     #[cfg(feature = "stream")]
-    pub use crate::{ScopedStreamExt, async_bracket};
+    pub use crate::{Failures, ScopedStream, ScopedStreamExt, async_bracket};
 }
 
 // Runs the README's code blocks as doctests, so the README cannot drift from the API.

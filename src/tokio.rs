@@ -8,6 +8,7 @@ use core::task::{Context, Poll, ready};
 use core::time::Duration;
 
 use pin_project_lite::pin_project;
+use tokio_util::task::TaskTracker;
 
 use crate::async_acquire::sealed::Sealed;
 use crate::{AsyncAcquire, AsyncRelease, AsyncWithRelease, Outcome, SpawnAcquire};
@@ -18,14 +19,23 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
     /// async release of the resource the body held on the current tokio runtime,
     /// so that the `shutdown().await` or `sync_all().await` still happens.
     ///
+    /// A release already *running* when the adapter is dropped (the body had
+    /// ended, the `flush().await` was under way) is handed over too: its future,
+    /// which owns the resource, is spawned as it stands and completes, rather
+    /// than being cut off mid-way. To wait for every release handed over this
+    /// way — so that a retry does not race a pending close — use
+    /// [`spawn_on_cancel_in`](Self::spawn_on_cancel_in) with a `TaskTracker`.
+    ///
     /// Outside a runtime (or while it shuts down) the resource is released by its
     /// `Drop`, as without this option. A release given by `.release_with(..)` is
-    /// told [`Outcome::Cancelled`]. The spawned release's error has no caller
-    /// to go to, and is dropped. A release already running when the adapter is
-    /// dropped is dropped with it: a release that must finish whatever happens
-    /// can spawn itself (`|s| async move { tokio::spawn(close(s)).await.. }`).
+    /// told [`Outcome::Cancelled`] when the body was cancelled. A handed-over
+    /// release's error has no caller to go to: with the `tracing` feature it is
+    /// reported as a `release failed` event (`WARN`, target `loopscope`), and
+    /// otherwise dropped.
     ///
-    /// The release future must be `Send + 'static`, as any spawned task.
+    /// The release future must be `Send + 'static`, as any spawned task. Each
+    /// release future is boxed (one allocation per item), so that a running one
+    /// can be moved to the runtime.
     ///
     /// # Examples
     ///
@@ -65,7 +75,75 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
     /// # }
     /// ```
     pub fn spawn_on_cancel(self) -> SpawnOnCancel<A, R, F> {
-        SpawnOnCancel { bracket: self }
+        SpawnOnCancel {
+            bracket: self,
+            tracker: None,
+        }
+    }
+
+    /// As [`spawn_on_cancel`](Self::spawn_on_cancel), with every release handed
+    /// to the runtime tracked by `tracker` (tokio-util's
+    /// [`TaskTracker`](tokio_util::task::TaskTracker)), so that the caller can
+    /// wait for them: `tracker.close(); tracker.wait().await` returns once every
+    /// release a cancelled adapter handed over has completed.
+    ///
+    /// The pattern is a retry after a timeout on an exclusive resource (a single
+    /// database connection, a lock file): the timeout drops the adapter, its
+    /// releases are handed over, and the retry must not start before they have
+    /// closed what they hold. See the guide,
+    /// [Retrying after a timeout](crate::guide#retrying-after-a-timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    /// use futures::stream;
+    /// use loopscope::prelude::*;
+    /// use tokio_util::task::TaskTracker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let busy = Arc::new(AtomicBool::new(false)); // one exclusive connection
+    /// let tracker = TaskTracker::new();
+    /// let connection = async_bracket({
+    ///     let busy = Arc::clone(&busy);
+    ///     async move |_job: u32| {
+    ///         assert!(!busy.swap(true, Ordering::SeqCst), "the connection is busy");
+    ///         Ok::<_, ()>(())
+    ///     }
+    /// })
+    /// .release({
+    ///     let busy = Arc::clone(&busy);
+    ///     move |()| {
+    ///         let busy = Arc::clone(&busy);
+    ///         async move {
+    ///             tokio::time::sleep(Duration::from_millis(20)).await; // a slow close
+    ///             busy.store(false, Ordering::SeqCst);
+    ///             Ok::<_, ()>(())
+    ///         }
+    ///     }
+    /// })
+    /// .spawn_on_cancel_in(&tracker);
+    /// let stuck = async |_: &mut ()| {
+    ///     tokio::time::sleep(Duration::from_secs(3600)).await;
+    ///     Ok::<_, ()>(())
+    /// };
+    /// let first = stream::iter([1]).for_each_scoped(connection.clone(), stuck);
+    /// assert!(tokio::time::timeout(Duration::from_millis(10), first).await.is_err());
+    /// // Wait for the handed-over close before retrying.
+    /// tracker.close();
+    /// tracker.wait().await;
+    /// tracker.reopen();
+    /// assert!(!busy.load(Ordering::SeqCst));
+    /// # }
+    /// ```
+    pub fn spawn_on_cancel_in(self, tracker: &TaskTracker) -> SpawnOnCancel<A, R, F> {
+        SpawnOnCancel {
+            bracket: self,
+            tracker: Some(tracker.clone()),
+        }
     }
 }
 
@@ -95,6 +173,8 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
 #[must_use = "a bracket does nothing until it is given to a scoped adapter"]
 pub struct SpawnOnCancel<A, R, F> {
     bracket: AsyncWithRelease<A, R, F>,
+    // Tracks the releases handed to the runtime, for `spawn_on_cancel_in`.
+    tracker: Option<TaskTracker>,
 }
 
 impl<A, R, F> SpawnOnCancel<A, R, F> {
@@ -134,6 +214,7 @@ impl<A, R, F> SpawnOnCancel<A, R, F> {
     pub fn release_timeout(self, after: Duration) -> SpawnOnCancel<A, R, ReleaseTimeout<F>> {
         SpawnOnCancel {
             bracket: self.bracket.release_timeout(after),
+            tracker: self.tracker,
         }
     }
 }
@@ -142,6 +223,7 @@ impl<A: Clone, R, F: Clone> Clone for SpawnOnCancel<A, R, F> {
     fn clone(&self) -> Self {
         Self {
             bracket: self.bracket.clone(),
+            tracker: self.tracker.clone(),
         }
     }
 }
@@ -152,18 +234,91 @@ impl<A, R, F> fmt::Debug for SpawnOnCancel<A, R, F> {
     }
 }
 
-/// Spawns the release of `resource`, told [`Outcome::Cancelled`], on the current
-/// runtime, or drops the resource when there is none.
-fn spawn_release<R, F>(release: &F, resource: R)
+/// Spawns `release` on the current runtime, tracked by `tracker` if given, or
+/// drops it (and the resource it owns) when there is no runtime. Its error has
+/// no caller left: the `tracing` feature reports it.
+fn hand_over<Fut, E>(release: Fut, tracker: Option<&TaskTracker>)
 where
-    F: AsyncRelease<R>,
-    F::Future: Send + 'static,
-    F::Error: Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
 {
-    match tokio::runtime::Handle::try_current() {
-        // The task is detached: nobody is left to await it.
-        Ok(runtime) => drop(runtime.spawn(release.release(resource, Outcome::Cancelled))),
-        Err(_) => drop(resource),
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let release = async move {
+        let released = release.await;
+        #[cfg(feature = "tracing")]
+        if released.is_err() {
+            tracing::warn!(
+                target: "loopscope",
+                "release failed (a release handed to the runtime by a cancelled adapter)"
+            );
+        }
+        drop(released);
+    };
+    // The task is detached: the tracker, if any, is how the caller awaits it.
+    drop(match tracker {
+        Some(tracker) => runtime.spawn(tracker.track_future(release)),
+        None => runtime.spawn(release),
+    });
+}
+
+/// The release future of a [`SpawnOnCancel`] bracket: if it is dropped before
+/// it completes — its adapter was dropped mid-release — the rest of it is
+/// handed to the runtime, as it stands, rather than cut off.
+struct HandOff<Fut: Future<Output = Result<(), E>> + Send + 'static, E: Send + 'static> {
+    // Boxed, so that a release already polled can still be moved to a task.
+    release: Option<Pin<Box<Fut>>>,
+    tracker: Option<TaskTracker>,
+}
+
+impl<Fut, E> Future for HandOff<Fut, E>
+where
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
+{
+    type Output = Result<(), E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let release = self
+            .release
+            .as_mut()
+            .expect("a release polled after it completed");
+        let released = ready!(release.as_mut().poll(cx));
+        self.release = None;
+        Poll::Ready(released)
+    }
+}
+
+impl<Fut, E> Drop for HandOff<Fut, E>
+where
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            hand_over(release, self.tracker.as_ref());
+        }
+    }
+}
+
+impl<A, R, F> SpawnOnCancel<A, R, F> {
+    /// The release of `resource`, handed to the runtime if it is dropped
+    /// before it completes.
+    fn release_handing_off(
+        self,
+        resource: R,
+        outcome: Outcome,
+    ) -> HandOff<F::Future, F::Error>
+    where
+        F: AsyncRelease<R>,
+        F::Future: Send + 'static,
+        F::Error: Send + 'static,
+    {
+        HandOff {
+            release: Some(Box::pin(self.bracket.release.release(resource, outcome))),
+            tracker: self.tracker,
+        }
     }
 }
 
@@ -185,11 +340,12 @@ where
 
     #[inline]
     fn release(self, resource: R, outcome: Outcome) -> impl Future<Output = Result<(), F::Error>> {
-        self.bracket.release(resource, outcome)
+        self.release_handing_off(resource, outcome)
     }
 
     fn release_on_cancel(self, resource: R) {
-        spawn_release(&self.bracket.release, resource);
+        let release = self.bracket.release.release(resource, Outcome::Cancelled);
+        hand_over(release, self.tracker.as_ref());
     }
 }
 
@@ -213,7 +369,7 @@ where
         resource: R,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), F::Error>> + Send {
-        self.bracket.release_send(resource, outcome)
+        self.release_handing_off(resource, outcome)
     }
 }
 

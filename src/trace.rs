@@ -223,38 +223,6 @@ macro_rules! drop_released {
     ($span:ident, $resource:ident, $outcome:expr) => {};
 }
 
-/// Awaits the body future `$future` of the async `by_drop` scope. With the
-/// feature, the body is instrumented and its panic caught, so that the scope can
-/// report it, drop `$resource` (its release) and report that too, before the
-/// panic resumes. Without it, `$future.await` — a panic then drops the resource
-/// as it unwinds.
-#[cfg(feature = "tracing")]
-// Used by the async scopes only.
-#[cfg_attr(not(feature = "stream"), allow(unused_macros))]
-macro_rules! await_body_by_drop {
-    ($span:ident, $index:expr, $resource:ident, $future:expr) => {
-        match ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-            $crate::trace::instrument!($span, $future),
-        ))
-        .await
-        {
-            ::core::result::Result::Ok(used) => used,
-            ::core::result::Result::Err(panic) => {
-                $crate::trace::body_panicked!($span, $index);
-                $crate::trace::drop_released!($span, $resource, $crate::Outcome::Panicked);
-                ::std::panic::resume_unwind(panic)
-            }
-        }
-    };
-}
-#[cfg(not(feature = "tracing"))]
-#[cfg_attr(not(feature = "stream"), allow(unused_macros))]
-macro_rules! await_body_by_drop {
-    ($span:ident, $index:expr, $resource:ident, $future:expr) => {
-        $future.await
-    };
-}
-
 #[cfg(feature = "tracing")]
 pub(crate) use event;
 pub(crate) use {
@@ -263,4 +231,4 @@ pub(crate) use {
 };
 // Used by the async scopes only.
 #[cfg_attr(not(feature = "stream"), allow(unused_imports))]
-pub(crate) use {await_body_by_drop, body_failed, drop_released, instrument};
+pub(crate) use {body_failed, drop_released, instrument};

@@ -47,7 +47,7 @@ use loopscope::testing::{
     InjectedFault, Step, Tracked, Tracker, try_cancel_at_every_poll,
     try_cancel_stream_at_every_poll, yield_n,
 };
-use loopscope::{AsyncAcquire, ScopedError};
+use loopscope::{AsyncAcquire, Failures, ScopedError};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -93,13 +93,9 @@ fn end_of(events: &[Event], scripts: &[ItemScript], index: usize, release: Relea
 }
 
 fn index_of(result: &Result<Used, Failure>) -> usize {
-    match *result {
-        Ok(Used(index))
-        | Err(
-            Failure::Acquire { index, .. }
-            | Failure::Use { index, .. }
-            | Failure::Release { index, .. },
-        ) => index,
+    match result {
+        Ok(Used(index)) => *index,
+        Err(failure) => failure.index(),
     }
 }
 
@@ -132,7 +128,7 @@ type DynResults<'a, T, E> = dyn Stream<Item = Result<T, E>> + 'a;
 #[derive(Debug)]
 struct Ran<T, E> {
     /// `for_each_scoped_concurrent`'s result.
-    returned: Option<Result<(), E>>,
+    returned: Option<Result<(), Failures<E>>>,
     /// The streams' items, in the order they were yielded.
     yielded: Vec<Result<T, E>>,
     /// The injected panic that came out of the adapter, if any (it was then dropped).
@@ -306,9 +302,12 @@ fn expected_results(scripts: &[ItemScript], release: Release) -> Vec<Result<Used
 // ---------------------------------------------------------------- for_each_scoped_concurrent
 
 /// Runs `for_each_scoped_concurrent` to its end and checks invariants 1–5:
-/// the error is the scripted failure of the first failing item to *complete*,
-/// every item started ran to its end (releases awaited) before the future
-/// returned, and no acquire started after that first failure completed.
+/// the first error is the scripted failure of the item whose failing step
+/// (acquire, body, or release) ended first; every other failure of the items
+/// in flight comes with it; every item started either ran to its end or — after
+/// that failure — was cancelled (body dropped, release still awaited); every
+/// release completed before the future returned; and no acquire started after
+/// the failing step ended (not after its item's release: at once).
 fn for_each_with(
     h: &Harness,
     scripts: &[ItemScript],
@@ -325,7 +324,10 @@ fn for_each_with(
         || check_lazy(h),
         |_| Ok(()),
     )?;
-    let returned = ran.returned.expect("for_each returns").map_err(failure);
+    let failures: Vec<Failure> = match ran.returned.expect("for_each returns") {
+        Ok(()) => Vec::new(),
+        Err(failures) => failures.into_iter().map(failure).collect(),
+    };
     // Quiescence, at the moment the future returned: `block_on` returned with
     // it, and nothing has run since.
     let tracker = h.tracker();
@@ -349,38 +351,89 @@ fn for_each_with(
         );
     }
     check_resources(&tracker, limit, "after the future returned")?;
-    let started = check_started_items_completed(h, scripts, release)?;
 
     let events = h.events();
-    let first_failure = started
-        .iter()
-        .copied()
-        .filter(|&index| !matches!(model_item(index, scripts[index], release).ending, Ok(Ok(_))))
-        .map(|index| (end_of(&events, scripts, index, release), index))
-        .min();
-    match first_failure {
+    let started: BTreeSet<usize> = h.started().iter().map(|&(index, _)| index).collect();
+    let mut failed_at = Vec::new(); // (position of the failing step's end, item)
+    let mut must_report = BTreeSet::new();
+    for index in 0..scripts.len() {
+        let seen = events_of(&events, index);
+        let model = model_item(index, scripts[index], release);
+        if !started.contains(&index) {
+            prop_assert!(seen.is_empty(), "item {} ran without starting", index);
+            continue;
+        }
+        if seen == model.events {
+            if let Ok(Err(failed)) = model.ending {
+                let step = match failed {
+                    Failure::Acquire { .. } => Event::Acquire(index),
+                    Failure::Use { .. } => Event::Body(index),
+                    _ => Event::Release(index),
+                };
+                let at = events.iter().position(|&event| event == step).expect("ended");
+                failed_at.push((at, index));
+                must_report.insert(index);
+            }
+            continue;
+        }
+        // Cancelled: the acquire dropped (nothing), or the body dropped and the
+        // resource released — by the release call (a bracket) or by `Drop`.
+        prop_assert!(!failures.is_empty(), "item {} cancelled, yet nothing failed", index);
+        let acquired = vec![Event::Acquire(index)];
+        let released = vec![Event::Acquire(index), Event::Release(index)];
+        let cancelled_shape = match release {
+            Release::Bracket => seen.is_empty() || seen == released,
+            Release::Drop => seen.is_empty() || seen == acquired,
+        };
+        prop_assert!(
+            cancelled_shape,
+            "item {} neither ran to its end ({:?}) nor was cancelled: {:?}",
+            index,
+            model.events,
+            seen
+        );
+        if seen == released && scripts[index].release == Act::Err {
+            must_report.insert(index);
+        }
+    }
+    // Nothing lost: every failure of an item is reported, once.
+    let reported: Vec<usize> = failures.iter().map(Failure::index).collect();
+    let reported_set: BTreeSet<usize> = reported.iter().copied().collect();
+    prop_assert_eq!(reported.len(), reported_set.len(), "a failure reported twice");
+    prop_assert_eq!(&reported_set, &must_report, "invariant 3: the failures reported");
+    for reported in &failures {
+        let index = reported.index();
+        let model = model_item(index, scripts[index], release);
+        if events_of(&events, index) == model.events {
+            prop_assert_eq!(Ok(Err(*reported)), model.ending, "item {}'s failure", index);
+        } else {
+            prop_assert!(
+                matches!(reported, Failure::Cancelled { release: Some(fault), .. } if fault.index == index),
+                "item {} was cancelled: {:?}",
+                index,
+                reported
+            );
+        }
+    }
+    match failed_at.iter().min() {
         None => {
-            prop_assert_eq!(returned, Ok(()), "no item failed");
+            prop_assert!(failures.is_empty(), "no step failed, yet {:?}", failures);
             prop_assert_eq!(
                 started.len(),
                 scripts.len(),
                 "no item failed, yet some were not run"
             );
         }
-        Some((end, index)) => {
-            let expected = model_item(index, scripts[index], release)
-                .ending
-                .expect("no panics scripted");
+        Some(&(end, index)) => {
             prop_assert_eq!(
-                returned.map(|()| Used(usize::MAX)),
-                expected,
-                "invariant 3: the error of the first item to fail (item {})",
-                index
+                failures.first().map(Failure::index),
+                Some(index),
+                "invariant 3: first, the failure of the item whose step failed first"
             );
             for (item, logged) in h.started() {
                 prop_assert!(
                     logged <= end,
-                    "invariant 4: item {}'s acquire started after item {}'s failure completed",
+                    "invariant 4: item {}'s acquire started after item {}'s failing step ended",
                     item,
                     index
                 );
@@ -511,6 +564,22 @@ fn check_panics(
     )?
     .panicked);
     check_resources(&h.tracker(), limit, "after a run with panics")?;
+    // Invariant 5 for panics: the panic resumed only once every other item
+    // was cancelled and every release awaited (a release that panics itself
+    // ends without its event).
+    let no_release_panics = scripts.iter().all(|script| script.release != Act::Panic);
+    if panicked.is_some() && release == Release::Bracket && no_release_panics {
+        let completed = h
+            .events()
+            .iter()
+            .filter(|event| matches!(event, Event::Release(_)))
+            .count();
+        prop_assert_eq!(
+            completed,
+            h.tracker().acquired().len(),
+            "invariant 5: a panic resumed before every release completed"
+        );
+    }
     if let Some(InjectedFault { index, step, .. }) = panicked {
         let script = scripts[index];
         let events = h.events();
@@ -528,9 +597,17 @@ fn check_panics(
             }
             Step::Release => {
                 prop_assert_eq!(script.release, Act::Panic);
-                prop_assert_ne!(
-                    script.body,
-                    Act::Panic,
+                // A release's panic after its body's panic is discarded; a
+                // body scripted to panic may not have got there, cancelled by
+                // another item's failure.
+                let other_failed = scripts.iter().enumerate().any(|(other, script)| {
+                    other != index
+                        && [script.acquire, script.body, script.release]
+                            .iter()
+                            .any(|act| *act != Act::Ok)
+                });
+                prop_assert!(
+                    script.body != Act::Panic || other_failed,
                     "a release's panic after a body's panic is discarded"
                 );
             }

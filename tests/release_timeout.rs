@@ -154,7 +154,7 @@ fn a_stuck_release_frees_its_slot_at_the_deadline() {
                 async |_item| Ok::<_, ()>(()),
             )
             .await;
-        let error = result.unwrap_err();
+        let error = result.unwrap_err().into_first();
         assert_eq!(error.index(), 0);
         assert!(matches!(
             error.release_error(),

@@ -230,6 +230,7 @@ impl Service {
                 },
             )
             .await
+            .map_err(Failures::into_first)
     }
 
     async fn run_try_map_scoped_concurrent(&self, ids: Vec<u32>) -> Result<Vec<String>, Error> {
@@ -316,7 +317,8 @@ async fn process_all_for_each_scoped_concurrent<S: Stream<Item = String> + Send>
             Ok::<_, io::Error>(())
         },
     )
-    .await?;
+    .await
+    .map_err(Failures::into_first)?;
     Ok(total.into_inner())
 }
 
@@ -606,7 +608,7 @@ async fn for_each_scoped_concurrent_a() {
     });
     let error = join(task).await.unwrap_err();
     assert!(
-        matches!(error, ScopedError::Use { index: 5, .. }),
+        matches!(error.first(), ScopedError::Use { index: 5, .. }),
         "{error:?}"
     );
 }
@@ -677,7 +679,7 @@ async fn for_each_scoped_concurrent_d() {
                 .await
         }
     });
-    let result: Result<(), BracketError> = join(task).await;
+    let result: Result<(), Failures<BracketError>> = join(task).await;
     result.unwrap();
     // `LIMIT` live at once (every body yields once), never more.
     assert_eq!(pool.stats(), Stats::settled(LIMIT));
@@ -968,6 +970,7 @@ mod spawned {
                     },
                 )
                 .await
+                .map_err(Failures::into_first)
         }
 
         async fn run_try_map_scoped_spawned(
@@ -1091,7 +1094,7 @@ mod spawned {
                     .await
             }
         });
-        let result: Result<(), BracketError> = join(task).await;
+        let result: Result<(), Failures<BracketError>> = join(task).await;
         result.unwrap();
         assert_eq!(pool.stats(), Stats::settled(LIMIT));
     }
@@ -1271,7 +1274,7 @@ async fn for_each_scoped_concurrent_fails_with_slow_releases_in_flight() {
         match failing {
             None => assert!(result.is_ok(), "{result:?}"),
             Some(_) => assert!(
-                matches!(result, Err(ScopedError::Use { index: 1, .. })),
+                matches!(result.as_ref().map_err(Failures::first), Err(ScopedError::Use { index: 1, .. })),
                 "{result:?}"
             ),
         }

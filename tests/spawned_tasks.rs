@@ -259,7 +259,7 @@ async fn a_release_deadline_fires_for_a_stuck_release_under_the_paused_clock() {
         .for_each_scoped_spawned(1, acquire, async |_item| Ok::<_, Infallible>(()))
         .await;
     assert!(matches!(
-        result,
+        result.map_err(loopscope::Failures::into_first),
         Err(ScopedError::Release {
             index: 0,
             source: loopscope::ReleaseTimeoutError::TimedOut { .. },

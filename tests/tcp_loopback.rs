@@ -354,7 +354,8 @@ async fn a_failed_release_is_reported_with_its_index_after_every_close() {
     )
     .await
     .expect("finished in time")
-    .expect_err("the release of item 500 fails");
+    .expect_err("the release of item 500 fails")
+    .into_first();
 
     assert_eq!(error.index(), FAIL_AT);
     match &error {

@@ -538,7 +538,10 @@ fn concurrent_for_each_reports_the_failing_index() {
             },
         ))
     });
-    assert!(matches!(result, Err(ScopedError::Use { index: 1, .. })));
+    assert!(matches!(
+        result.map_err(loopscope::Failures::into_first),
+        Err(ScopedError::Use { index: 1, .. })
+    ));
     let failures: Vec<_> = events(&log)
         .into_iter()
         .filter(|event| event.1 == Level::WARN)

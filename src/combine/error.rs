@@ -329,7 +329,12 @@ mod io_conversions {
             match self {
                 Self::Acquire { source, .. } => source.io_kind(),
                 Self::Use { source, .. } => source.kind(),
-                Self::Release { source, .. } => source.io_kind(),
+                Self::Release { source, .. }
+                | Self::Cancelled {
+                    release: Some(source),
+                    ..
+                } => source.io_kind(),
+                Self::Cancelled { release: None, .. } => io::ErrorKind::Interrupted,
             }
         }
     }

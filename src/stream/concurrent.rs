@@ -1,20 +1,36 @@
 //! The engine of the concurrent adapters: pulls items while fewer than `limit`
-//! are in flight, runs each item's scope, and yields each finished item.
+//! are running, runs each item's scope, and yields each finished item — and on
+//! a panic, cancels the others and waits for them before resuming it.
 //!
 //! The futures in flight need the acquire and the body. For the fail-fast
 //! `for_each_scoped_concurrent` they borrow them from the adapter's `async`
 //! block, beside the engine (only the compiler's state machines may borrow from
-//! themselves without `unsafe`); the mapping streams share them through one
-//! `Arc`, cloned into each item's future.
+//! themselves without `unsafe`); the mapping streams give each item's future
+//! its own copies.
 
+use core::any::Any;
+use core::cmp::Ordering;
 use core::future::Future;
 use core::num::NonZeroUsize;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
+use std::collections::BinaryHeap;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use futures_util::Stream;
-use futures_util::stream::{FuturesOrdered, FuturesUnordered};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream, StreamExt as _};
 use pin_project_lite::pin_project;
+
+use super::scope::Siblings;
+
+/// A panic caught in an item's future, to be resumed by the adapter.
+type Panic = Box<dyn Any + Send>;
+
+/// How many finished results may wait for their turn (input order) per slot of
+/// the limit, in `try_map_scoped_concurrent`: they hold no resource, but they
+/// hold memory, so beyond this the adapter acquires nothing until the item at
+/// the head of the order finishes.
+pub(super) const WAITING_PER_SLOT: usize = 32;
 
 /// Checks a concurrency limit where the adapter is called, so that a limit of 0
 /// panics at the caller's line rather than at the first poll.
@@ -24,28 +40,81 @@ pub(super) fn limit(limit: usize) -> NonZeroUsize {
         .expect("the concurrency limit must be at least 1: a limit of 0 would never acquire")
 }
 
-/// A set of futures in flight, yielding their outputs.
-pub(super) trait InFlight<F: Future>: Stream<Item = F::Output> + Unpin + Default {
-    fn push(&mut self, future: F);
-    fn len(&self) -> usize;
+pin_project! {
+    /// One item's future in a set in flight. Its panic becomes its output, so
+    /// that the engine can cancel the other items and wait for them before it
+    /// resumes the panic; and it can be dropped on its own, its drop's panic
+    /// caught, so that one panicking drop does not leave the rest of the set
+    /// undropped (a `FuturesUnordered` stops dropping at the first panic).
+    struct Slot<F> {
+        #[pin]
+        future: Option<F>,
+        // The item's position in the input.
+        index: usize,
+    }
 }
 
-impl<F: Future> InFlight<F> for FuturesUnordered<F> {
-    fn push(&mut self, future: F) {
-        FuturesUnordered::push(self, future);
-    }
-    fn len(&self) -> usize {
-        FuturesUnordered::len(self)
+/// An item's output, or its index and its panic.
+type Ended<T> = Result<T, (usize, Panic)>;
+
+impl<F: Future> Future for Slot<F> {
+    type Output = Ended<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A slot is cleared only when its set is dropped: never polled after.
+        let this = self.project();
+        let Some(future) = this.future.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err((*this.index, panic))),
+        }
     }
 }
 
-impl<F: Future> InFlight<F> for FuturesOrdered<F> {
-    fn push(&mut self, future: F) {
-        self.push_back(future);
+impl<F> Slot<F> {
+    fn new(future: F, index: usize) -> Self {
+        Self {
+            future: Some(future),
+            index,
+        }
     }
-    fn len(&self) -> usize {
-        FuturesOrdered::len(self)
+
+    /// Drops the future, and returns the panic of its drop, if any.
+    fn clear(self: Pin<&mut Self>) -> Option<Panic> {
+        let mut future = self.project().future;
+        catch_unwind(AssertUnwindSafe(|| future.set(None))).err()
     }
+}
+
+/// Drops every slot of `slots` on its own, then resumes the first panic of
+/// those drops, unless a panic is already unwinding.
+fn clear_all<'a, F: 'a>(slots: impl Iterator<Item = Pin<&'a mut Slot<F>>>) {
+    let mut first_panic = None;
+    for slot in slots {
+        if let Some(panic) = slot.clear() {
+            first_panic.get_or_insert(panic);
+        }
+    }
+    if let Some(panic) = first_panic
+        && !std::thread::panicking()
+    {
+        resume_unwind(panic);
+    }
+}
+
+/// A set of item futures in flight, yielding their outputs (or panics).
+pub(super) trait InFlight<F: Future>: Default {
+    /// Starts `future`, the item at `index` (the next one in input order).
+    fn push(&mut self, future: F, index: usize);
+    /// Whether another item may start, with at most `limit` running.
+    fn has_room(&self, limit: NonZeroUsize) -> bool;
+    /// The next output in the set's order, or a panic at once; `None` when
+    /// nothing is running.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ended<F::Output>>>;
 }
 
 /// Which set to keep the items in flight in: it decides the order of the results.
@@ -53,54 +122,226 @@ pub(super) trait Order {
     type Set<F: Future>: InFlight<F>;
 }
 
-/// Results in input order (`FuturesOrdered`, as `buffered` uses).
-pub(super) enum InputOrder {}
-
-impl Order for InputOrder {
-    type Set<F: Future> = FuturesOrdered<F>;
-}
-
-/// Results in completion order (`FuturesUnordered`, as `buffer_unordered` uses).
+/// Results in completion order, as `buffer_unordered` gives them.
 pub(super) enum CompletionOrder {}
 
 impl Order for CompletionOrder {
-    type Set<F: Future> = FuturesUnordered<F>;
+    type Set<F: Future> = Unordered<F>;
+}
+
+/// Results in input order, as `buffered` gives them.
+pub(super) enum InputOrder {}
+
+impl Order for InputOrder {
+    type Set<F: Future> = Ordered<F>;
+}
+
+/// The items in flight, their outputs in completion order.
+pub(super) struct Unordered<F> {
+    running: FuturesUnordered<Slot<F>>,
+}
+
+impl<F> Default for Unordered<F> {
+    fn default() -> Self {
+        Self {
+            running: FuturesUnordered::new(),
+        }
+    }
+}
+
+impl<F: Future> InFlight<F> for Unordered<F> {
+    fn push(&mut self, future: F, index: usize) {
+        self.running.push(Slot::new(future, index));
+    }
+
+    #[inline]
+    fn has_room(&self, limit: NonZeroUsize) -> bool {
+        self.running.len() < limit.get()
+    }
+
+    #[inline]
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ended<F::Output>>> {
+        self.running.poll_next_unpin(cx)
+    }
+}
+
+impl<F> Drop for Unordered<F> {
+    fn drop(&mut self) {
+        clear_all(Pin::new(&mut self.running).iter_pin_mut());
+    }
 }
 
 pin_project! {
-    /// Runs `start(item, index)` for every item of a stream, at most `limit` at
-    /// a time, and yields each output in the order of the set `Set`
-    /// ([`Order::Set`]); ends once the stream is exhausted (or
-    /// [`stop`](Drive::stop) was called) and every item in flight has finished —
-    /// so every release has completed.
+    /// An item's future, its output numbered with the item's position.
+    struct Numbered<F> {
+        #[pin]
+        slot: Slot<F>,
+    }
+}
+
+impl<F: Future> Future for Numbered<F> {
+    type Output = (usize, Ended<F::Output>);
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let slot = self.project().slot;
+        let index = slot.index;
+        let output = ready!(slot.poll(cx));
+        Poll::Ready((index, output))
+    }
+}
+
+/// A finished item's output, waiting for its turn.
+struct Waiting<T> {
+    number: usize,
+    output: T,
+}
+
+// Ordered by number, reversed: `BinaryHeap` is a max-heap, and the lowest
+// number is next.
+impl<T> Ord for Waiting<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.number.cmp(&self.number)
+    }
+}
+
+impl<T> PartialOrd for Waiting<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> PartialEq for Waiting<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.number == other.number
+    }
+}
+
+impl<T> Eq for Waiting<T> {}
+
+/// The items in flight, their outputs in input order. Unlike `FuturesOrdered`,
+/// a finished item waiting for its turn does not count as running: it has
+/// released its resource, so it frees its slot of the limit. At most
+/// [`WAITING_PER_SLOT`] × `limit` outputs wait.
+pub(super) struct Ordered<F: Future> {
+    running: FuturesUnordered<Numbered<F>>,
+    waiting: BinaryHeap<Waiting<F::Output>>,
+    // The position of the next output to yield.
+    yielded: usize,
+}
+
+impl<F: Future> Default for Ordered<F> {
+    fn default() -> Self {
+        Self {
+            running: FuturesUnordered::new(),
+            waiting: BinaryHeap::new(),
+            yielded: 0,
+        }
+    }
+}
+
+impl<F: Future> InFlight<F> for Ordered<F> {
+    fn push(&mut self, future: F, index: usize) {
+        self.running.push(Numbered {
+            slot: Slot::new(future, index),
+        });
+    }
+
+    #[inline]
+    fn has_room(&self, limit: NonZeroUsize) -> bool {
+        self.running.len() < limit.get()
+            && self.waiting.len() < limit.get().saturating_mul(WAITING_PER_SLOT)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ended<F::Output>>> {
+        loop {
+            if self
+                .waiting
+                .peek()
+                .is_some_and(|head| head.number == self.yielded)
+            {
+                let head = self.waiting.pop().expect("peeked");
+                self.yielded += 1;
+                return Poll::Ready(Some(Ok(head.output)));
+            }
+            // `None` once nothing runs: then nothing waits either, except
+            // after a panic (whose item never takes its turn), when the
+            // outputs left are dropped with the adapter.
+            let Some((number, finished)) = ready!(self.running.poll_next_unpin(cx)) else {
+                return Poll::Ready(None);
+            };
+            match finished {
+                Ok(output) if number == self.yielded => {
+                    self.yielded += 1;
+                    return Poll::Ready(Some(Ok(output)));
+                }
+                Ok(output) => self.waiting.push(Waiting { number, output }),
+                // A panic does not wait for its turn: the adapter cancels the
+                // rest at once.
+                Err(panic) => return Poll::Ready(Some(Err(panic))),
+            }
+        }
+    }
+}
+
+impl<F: Future> Drop for Ordered<F> {
+    fn drop(&mut self) {
+        clear_all(
+            Pin::new(&mut self.running)
+                .iter_pin_mut()
+                .map(|numbered| numbered.project().slot),
+        );
+    }
+}
+
+pin_project! {
+    /// Runs `start(item, index, siblings)` for every item of a stream, at most
+    /// `limit` at a time, and yields each output in the order of the set `Set`
+    /// ([`Order::Set`]); ends once the stream is exhausted (or the items were
+    /// cancelled, see [`Drive::cancel`]) and every item in flight has finished
+    /// — so every release has completed.
+    ///
+    /// When an item panics, the engine cancels the others (`siblings`), waits
+    /// for every one of them to end (their releases awaited), and then resumes
+    /// the first panic; polled again after that, it panics.
     ///
     /// A plain struct rather than an `async fn`: the compiler proves `Send` for a
     /// struct field by field, while for an `async fn` generic over closures that
     /// return borrowing futures it cannot (its "not general enough" limitation),
     /// and the adapters must be spawnable.
-    pub(super) struct Drive<St, Set, S> {
+    pub(super) struct Drive<St, Set, S, Sib> {
         #[pin]
         stream: St,
-        // The stream is exhausted, or `stop` was called: pull no more.
+        // The stream is exhausted: pull no more.
         pulled_all: bool,
         in_flight: Set,
         start: S,
         limit: NonZeroUsize,
         // The position in the input of the next item.
         index: usize,
+        // Shared with every item: cancelled, they pull no more and end early.
+        // (A type parameter, `Siblings<FAIL_FAST>`: `pin_project!` takes no
+        // const generics.)
+        siblings: Sib,
+        // The first panic of an item (with its index), resumed once no item is
+        // left running.
+        panic: Option<(usize, Panic)>,
+        // The panic was resumed.
+        poisoned: bool,
     }
 }
 
 /// The engine for `stream`, keeping the items in flight in the order `O`.
-pub(super) fn drive<O, St, S, F>(
+pub(super) fn drive<O, St, S, F, const FAIL_FAST: bool>(
     stream: St,
     limit: NonZeroUsize,
+    siblings: Siblings<FAIL_FAST>,
     start: S,
-) -> Drive<St, O::Set<F>, S>
+) -> Drive<St, O::Set<F>, S, Siblings<FAIL_FAST>>
 where
     O: Order,
     St: Stream,
-    S: FnMut(St::Item, usize) -> F,
+    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
     F: Future,
 {
     Drive {
@@ -110,20 +351,36 @@ where
         start,
         limit,
         index: 0,
+        siblings,
+        panic: None,
+        poisoned: false,
     }
 }
 
-impl<St, Set, S> Drive<St, Set, S> {
-    /// Pulls no more items; those in flight still run to their end.
-    pub(super) fn stop(self: Pin<&mut Self>) {
-        *self.project().pulled_all = true;
+impl<St, Set, S, const FAIL_FAST: bool> Drive<St, Set, S, Siblings<FAIL_FAST>> {
+    /// Pulls no more items, and cancels those in flight: each one's body is
+    /// dropped at its current `.await` and its release awaited. The stream
+    /// ends once they have all ended.
+    pub(super) fn cancel(self: Pin<&mut Self>) {
+        self.project().siblings.cancel();
+    }
+
+    /// As [`cancel`](Self::cancel), because item `index` failed (a failure the
+    /// item's scope did not report itself: a failed release).
+    pub(super) fn fail(self: Pin<&mut Self>, index: usize) {
+        self.project().siblings.fail(index);
+    }
+
+    /// The index of the item whose failure cancelled the others, if any.
+    pub(super) fn first_failure(&self) -> Option<usize> {
+        self.siblings.first_failure()
     }
 }
 
-impl<St, Set, S, F> Stream for Drive<St, Set, S>
+impl<St, Set, S, F, const FAIL_FAST: bool> Stream for Drive<St, Set, S, Siblings<FAIL_FAST>>
 where
     St: Stream,
-    S: FnMut(St::Item, usize) -> F,
+    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
     F: Future,
     Set: InFlight<F>,
 {
@@ -131,24 +388,57 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
         let mut this = self.project();
-        // Fill every free slot first, so that the cap is reached when the stream
-        // allows it.
-        while !*this.pulled_all && this.in_flight.len() < this.limit.get() {
-            match this.stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    this.in_flight.push((this.start)(item, *this.index));
-                    *this.index += 1;
+        assert!(
+            !*this.poisoned,
+            "a concurrent scoped adapter was polled after a panic it resumed"
+        );
+        loop {
+            // Fill every free slot first, so that the cap is reached when the
+            // stream allows it; once the items are cancelled, pull no more.
+            while !*this.pulled_all
+                && !this.siblings.is_cancelled()
+                && this.in_flight.has_room(*this.limit)
+            {
+                match this.stream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => {
+                        let future = (this.start)(item, *this.index, this.siblings);
+                        this.in_flight.push(future, *this.index);
+                        *this.index += 1;
+                    }
+                    Poll::Ready(None) => *this.pulled_all = true,
+                    Poll::Pending => break,
                 }
-                Poll::Ready(None) => *this.pulled_all = true,
-                Poll::Pending => break,
             }
-        }
-        match Pin::new(this.in_flight).poll_next(cx) {
-            Poll::Ready(Some(output)) => Poll::Ready(Some(output)),
-            // Nothing in flight and nothing more to pull: done.
-            Poll::Ready(None) if *this.pulled_all => Poll::Ready(None),
-            // Nothing in flight, and the stream is pending: its waker is set.
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+            match ready!(this.in_flight.poll_next(cx)) {
+                // While a panic waits for the other items, their outputs are
+                // dropped: the caller gets the panic.
+                Some(Ok(output)) if this.panic.is_none() => return Poll::Ready(Some(output)),
+                Some(Ok(_dropped)) => {}
+                Some(Err((index, panic))) => {
+                    this.siblings.fail(index);
+                    // The panic of the item that failed first (its own scope
+                    // reported it, then awaited its release) wins over one
+                    // that reached the engine sooner: say, the panic of a
+                    // release it cancelled.
+                    let first = this.siblings.first_failure();
+                    match this.panic {
+                        Some((kept, _)) if first != Some(index) || first == Some(*kept) => {}
+                        _ => *this.panic = Some((index, panic)),
+                    }
+                }
+                None => {
+                    if let Some((_, panic)) = this.panic.take() {
+                        *this.poisoned = true;
+                        resume_unwind(panic);
+                    }
+                    if *this.pulled_all || this.siblings.is_cancelled() {
+                        return Poll::Ready(None);
+                    }
+                    // Nothing in flight, and the stream is pending: its waker
+                    // is set.
+                    return Poll::Pending;
+                }
+            }
         }
     }
 }

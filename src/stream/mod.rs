@@ -6,16 +6,18 @@ mod scope;
 mod spawned;
 mod try_map_scoped;
 
+mod scoped_stream;
+
 use core::future::Future;
 use core::pin::pin;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::{Stream, StreamExt as _};
 
+pub use self::scoped_stream::ScopedStream;
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::scope::{AsyncScopeError, by_release, scope};
+use self::scope::{AsyncScopeError, Siblings, by_release, scope};
 use self::try_map_scoped::TryMapScoped;
-use crate::AsyncAcquire;
+use crate::{AsyncAcquire, Failures};
 #[cfg(feature = "tokio")]
 use crate::{SpawnAcquire, SpawnBody};
 
@@ -298,25 +300,40 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// which item failed. `acquire` and `body` are as for
     /// [`for_each_scoped`](Self::for_each_scoped): a copy of each runs per item.
     ///
-    /// At the first error it stops pulling items, skips the items pulled but not
-    /// yet started (nothing is acquired after the error), lets the items already
-    /// acquired run to their end (bodies and releases), and only then returns
-    /// that error:
-    /// when the future completes, `Ok` or `Err`, every release has completed, so a
-    /// caller that reopens a resource cannot race a pending close. Errors of the
-    /// items that were in flight at that moment are dropped; only the first one
-    /// is returned. If the future is dropped mid-way, every resource in flight is
-    /// released by its `Drop` (or [`AsyncAcquire::release_on_cancel`]).
+    /// Fail-fast, with structured concurrency: the moment an acquire or a body
+    /// fails — before that item's release — it stops acquiring; it cancels the
+    /// items in flight (each body is dropped at its current `.await`, and its
+    /// resource released, told [`Outcome::Cancelled`](crate::Outcome::Cancelled)),
+    /// waits for every release, and only then returns. So when the future
+    /// completes, `Ok` or `Err`, every release has completed, and a caller that
+    /// reopens a resource cannot race a pending close. No error is dropped:
+    /// the other failures of the items in flight come with the first one
+    /// ([`Failures`](crate::Failures)).
+    ///
+    /// # Cancellation
+    ///
+    /// If the future is dropped mid-way (a timeout, `select!`), every resource
+    /// in flight is released by its `Drop`, or by
+    /// [`AsyncAcquire::release_on_cancel`] (with
+    /// [`spawn_on_cancel`](crate::AsyncWithRelease::spawn_on_cancel), feature
+    /// `tokio`: a release already running is handed to the runtime and
+    /// completes). A panic in one resource's `Drop` does not keep the others
+    /// from being dropped; it resumes afterwards.
     ///
     /// # Panics
     ///
-    /// When `limit` is 0. When a body panics, its release is awaited and the panic
-    /// resumes; the other items in flight are then dropped (released by `Drop`).
+    /// When `limit` is 0. When a body panics, the other items are cancelled,
+    /// every release (its own included) is awaited, and then the panic resumes.
+    /// A resource released by `Drop` whose `Drop` panics after its body did is
+    /// caught: the body's panic resumes, the process does not abort.
     ///
     /// # Errors
     ///
-    /// The first failure to complete, as a [`ScopedError`](crate::ScopedError)
-    /// with the item's index.
+    /// [`Failures`](crate::Failures): the first failure, as a
+    /// [`ScopedError`](crate::ScopedError) with the item's index, and every
+    /// other failure of the items that were in flight (a body that failed too,
+    /// a release that failed or timed out, of a cancelled item as
+    /// [`ScopedError::Cancelled`](crate::ScopedError::Cancelled)).
     ///
     /// # Examples
     ///
@@ -354,7 +371,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<(), Failures<AsyncScopeError<A, Self::Item, EU>>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -363,30 +380,29 @@ pub trait ScopedStreamExt: Stream + Sized {
         macro_rules! run {
             ($path:ident) => {
                 async move {
-                    let mut first_error = None;
-                    // Items already pulled but not yet started when the first
-                    // error arrives are skipped: nothing is acquired after it.
-                    let failed = AtomicBool::new(false);
-                    let start = |item, index| {
-                        let (acquire, body, failed) = (&acquire, &body, &failed);
+                    // Cancelled by the first failing acquire or body (fail-fast).
+                    let siblings = Siblings::<true>::default();
+                    let start = |item, index, _: &Siblings<true>| {
+                        let (acquire, body, siblings) = (&acquire, &body, &siblings);
                         async move {
-                            if failed.load(Ordering::Relaxed) {
-                                return None;
-                            }
-                            Some(scope!($path, *acquire, body.clone(), item, index))
+                            scope!($path, *acquire, body.clone(), item, index, cancel: siblings)
                         }
                     };
-                    let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _>(
-                        self, limit, start
+                    let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _, true>(
+                        self,
+                        limit,
+                        siblings.clone(),
+                        start
                     ));
+                    let mut failures = None;
                     while let Some(finished) = drive.as_mut().next().await {
-                        if let Some(Err(error)) = finished {
-                            failed.store(true, Ordering::Relaxed);
-                            drive.as_mut().stop();
-                            first_error.get_or_insert(error);
+                        if let Err(error) = finished {
+                            // Fail-fast also on a failed release.
+                            drive.as_mut().fail(error.index());
+                            Failures::keep(&mut failures, error, drive.first_failure());
                         }
                     }
-                    first_error.map_or(Ok(()), Err)
+                    failures.map_or(Ok(()), Err)
                 }
             };
         }
@@ -438,7 +454,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl ScopedStream<T, A::Error, EU, A::ReleaseError>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -486,7 +502,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl ScopedStream<T, A::Error, EU, A::ReleaseError>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -591,7 +607,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl ScopedStream<T, A::Error, EU, A::ReleaseError>
     where
         Self::Item: Send + 'static,
         A: SpawnAcquire<Self::Item>,
@@ -691,7 +707,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<(), Failures<AsyncScopeError<A, Self::Item, EU>>>>
     where
         Self::Item: Send + 'static,
         A: SpawnAcquire<Self::Item>,
@@ -718,7 +734,7 @@ fn map_concurrent<O, St, A, B, T, EU>(
     limit: core::num::NonZeroUsize,
     acquire: A,
     body: B,
-) -> impl Stream<Item = Result<T, AsyncScopeError<A, St::Item, EU>>>
+) -> impl ScopedStream<T, A::Error, EU, A::ReleaseError>
 where
     O: Order,
     St: Stream,
@@ -729,10 +745,16 @@ where
     // futures in flight live in the stream itself, so they cannot borrow from it.
     macro_rules! build {
         ($path:ident) => {
-            concurrent::drive::<O, _, _, _>(stream, limit, move |item, index| {
-                let (acquire, body) = (acquire.clone(), body.clone());
-                async move { scope!($path, acquire, body, item, index) }
-            })
+            concurrent::drive::<O, _, _, _, false>(
+                stream,
+                limit,
+                Siblings::default(),
+                move |item, index, siblings: &Siblings<false>| {
+                    let (acquire, body, siblings) =
+                        (acquire.clone(), body.clone(), siblings.clone());
+                    async move { scope!($path, acquire, body, item, index, cancel: siblings) }
+                },
+            )
         };
     }
     by_release!(A::RELEASE_IS_DROP, build)

@@ -1,9 +1,16 @@
 //! One item's async scope: acquire, use, release — the step every stream adapter
 //! repeats, sequential or concurrent.
 
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use core::task::{Context, Poll};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures_util::FutureExt as _;
+use pin_project_lite::pin_project;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::{AsyncAcquire, Outcome, ScopedError};
 
@@ -59,6 +66,177 @@ macro_rules! call_release_after_panic {
     };
 }
 
+/// What the item scopes of one concurrent adapter share: the token that
+/// cancels them all.
+///
+/// It is cancelled at the first panic of any item, and — when `FAIL_FAST` — at
+/// the first failing acquire or body, at the moment the step returns (before
+/// that item's release, so that the adapter stops acquiring at once). A
+/// cancelled scope that has not acquired yet acquires nothing; one that is
+/// acquiring or running its body drops that future at its current `.await`,
+/// releases the resource told [`Outcome::Cancelled`], and ends as
+/// [`ScopedError::Cancelled`]. A release already running is never cut off.
+///
+/// tokio-util's `CancellationToken` rather than a flag of our own: waking every
+/// waiting scope, on any runtime and across the threads of the spawned
+/// adapters, without an allocation per item, is what it is built for.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Siblings<const FAIL_FAST: bool> {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    token: CancellationToken,
+    // The index of the item whose failure cancelled the others, or
+    // `usize::MAX`: the failure that is reported first, whichever item's
+    // result arrives first.
+    first_failure: AtomicUsize,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            token: CancellationToken::new(),
+            first_failure: AtomicUsize::new(usize::MAX),
+        }
+    }
+}
+
+impl<const FAIL_FAST: bool> Siblings<FAIL_FAST> {
+    /// Whether the scopes are cancelled.
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.shared.token.is_cancelled()
+    }
+
+    /// Cancels every scope.
+    pub(crate) fn cancel(&self) {
+        self.shared.token.cancel();
+    }
+
+    /// A step of item `index` failed: a fail-fast adapter cancels every
+    /// scope, and remembers the first item that failed.
+    #[inline]
+    pub(crate) fn failed(&self, index: usize) {
+        if FAIL_FAST {
+            self.fail(index);
+        }
+    }
+
+    /// Cancels every scope because item `index` failed.
+    #[cold]
+    pub(crate) fn fail(&self, index: usize) {
+        let _already_failed = self.shared.first_failure.compare_exchange(
+            usize::MAX,
+            index,
+            AtomicOrdering::Relaxed,
+            AtomicOrdering::Relaxed,
+        );
+        self.shared.token.cancel();
+    }
+
+    /// The index of the item whose failure cancelled the others, if any.
+    pub(crate) fn first_failure(&self) -> Option<usize> {
+        let index = self.shared.first_failure.load(AtomicOrdering::Relaxed);
+        (index != usize::MAX).then_some(index)
+    }
+
+    /// Runs `work` until it ends (`Ok`) or the scopes are cancelled (`Err`).
+    #[inline]
+    pub(crate) fn race<F: Future>(&self, work: F) -> Race<'_, F> {
+        Race {
+            work,
+            cancelled: self.shared.token.cancelled(),
+        }
+    }
+
+    /// The result of the scope of item `index`, cancelled; `release` is its
+    /// release error, if it had a resource and releasing it failed.
+    #[cold]
+    pub(crate) fn cancelled<T, A, U, R>(
+        &self,
+        index: usize,
+        release: Option<R>,
+    ) -> Result<T, ScopedError<A, U, R>> {
+        Err(ScopedError::Cancelled { index, release })
+    }
+}
+
+/// The scopes were cancelled.
+#[derive(Debug)]
+pub(crate) struct Cancelled;
+
+pin_project! {
+    /// A step of a scope (acquire or body) raced against the cancellation of
+    /// the scopes; see [`Siblings::race`].
+    #[must_use = "futures do nothing unless polled"]
+    pub(crate) struct Race<'a, F> {
+        #[pin]
+        work: F,
+        #[pin]
+        cancelled: WaitForCancellationFuture<'a>,
+    }
+}
+
+impl<F: Future> Future for Race<'_, F> {
+    type Output = Result<F::Output, Cancelled>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The work first: a step that is ready costs no more than it did, and
+        // the token's waiter is registered only while the step is pending.
+        if let Poll::Ready(output) = this.work.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        this.cancelled.poll(cx).map(|()| Err(Cancelled))
+    }
+}
+
+/// Drops the resource of a body that panicked — its release — once the
+/// unwinding is over, catching a panic of its `Drop` (which during the
+/// unwinding would abort the process), then resumes the body's panic.
+#[cfg(not(feature = "tracing"))]
+#[cold]
+pub(crate) fn drop_after_panic<R>(resource: R, panic: Box<dyn core::any::Any + Send>) -> ! {
+    drop(std::panic::catch_unwind(AssertUnwindSafe(move || drop(resource))));
+    std::panic::resume_unwind(panic)
+}
+
+/// Drops the resource of a body that panicked, as the plain version does, and
+/// reports both in the item's `span`.
+#[cfg(feature = "tracing")]
+#[cold]
+pub(crate) fn drop_after_panic<R>(
+    resource: R,
+    panic: Box<dyn core::any::Any + Send>,
+    span: tracing::Span,
+    index: usize,
+) -> ! {
+    crate::trace::body_panicked!(span, index);
+    let fate = std::panic::catch_unwind(AssertUnwindSafe(move || drop(resource)))
+        .map(Ok::<(), core::convert::Infallible>)
+        .map_err(drop);
+    crate::trace::released_after_panic!(span, &fate, index);
+    std::panic::resume_unwind(panic)
+}
+
+/// `drop_after_panic(resource, panic)`, given the item's span and index with
+/// the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+macro_rules! call_drop_after_panic {
+    ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
+        $crate::stream::scope::drop_after_panic($resource, $panic)
+    };
+}
+#[cfg(feature = "tracing")]
+macro_rules! call_drop_after_panic {
+    ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
+        $crate::stream::scope::drop_after_panic($resource, $panic, $span, $index)
+    };
+}
+
 /// One item's scope, written out in the calling `async` block: acquires the
 /// resource for `$item` through a clone of the acquire `$acquire` (a place), lends
 /// it to the body `$body` (an expression evaluated once, at the call: the copy of
@@ -98,18 +276,30 @@ macro_rules! call_release_after_panic {
 /// unchanged), and the scope compiles as it did before: the benches' instruction
 /// counts are the same to the instruction.
 macro_rules! scope {
-    (by_drop, $acquire:expr, $body:expr, $item:expr, $index:expr) => {
+    (by_drop, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {
         'scope: {
             $crate::trace::item_span!(span, $index);
-            let mut resource = match $crate::trace::instrument!(
+            $(
+                if $cancel.is_cancelled() {
+                    break 'scope $cancel.cancelled($index, None);
+                }
+            )?
+            let acquiring = $crate::trace::instrument!(
                 span,
                 $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
-            )
-            .await
-            {
+            );
+            $( let acquiring = $cancel.race(acquiring); )?
+            let acquired = acquiring.await;
+            $(
+                let Ok(acquired) = acquired else {
+                    break 'scope $cancel.cancelled($index, None);
+                };
+            )?
+            let mut resource = match acquired {
                 Ok(resource) => resource,
                 Err(source) => {
                     $crate::trace::acquire_failed!(span, $index);
+                    $( $cancel.failed($index); )?
                     break 'scope Err($crate::ScopedError::Acquire {
                         index: $index,
                         source,
@@ -117,17 +307,38 @@ macro_rules! scope {
                 }
             };
             $crate::trace::acquired!(span);
+            let using = $crate::trace::instrument!(span, ($body)(&mut resource));
+            $( let using = $cancel.race(using); )?
+            // The body's panic is caught so that the resource is dropped after
+            // the unwinding, not during it: a `Drop` that panicked then would
+            // abort the process.
+            let used = match ::futures_util::FutureExt::catch_unwind(
+                ::std::panic::AssertUnwindSafe(using),
+            )
+            .await
+            {
+                Ok(used) => used,
+                Err(panic) => $crate::stream::scope::call_drop_after_panic!(
+                    span, $index, resource, panic
+                ),
+            };
+            $(
+                let Ok(used) = used else {
+                    $crate::trace::drop_released!(span, resource, $crate::Outcome::Cancelled);
+                    break 'scope $cancel.cancelled($index, None);
+                };
+            )?
             // The resource is dropped — released — at the end of this block,
             // before the item's result is reported (with `tracing`, in the
             // arms, so that the `released` event follows the drop).
-            match $crate::trace::await_body_by_drop!(span, $index, resource, ($body)(&mut resource))
-            {
+            match used {
                 Ok(value) => {
                     $crate::trace::drop_released!(span, resource, $crate::Outcome::Completed);
                     Ok(value)
                 }
                 Err(source) => {
                     $crate::trace::body_failed!(span, $index);
+                    $( $cancel.failed($index); )?
                     $crate::trace::drop_released!(span, resource, $crate::Outcome::Failed);
                     Err($crate::ScopedError::Use {
                         index: $index,
@@ -138,18 +349,30 @@ macro_rules! scope {
             }
         }
     };
-    (guarded, $acquire:expr, $body:expr, $item:expr, $index:expr) => {
+    (guarded, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {
         'scope: {
             $crate::trace::item_span!(span, $index);
-            let resource = match $crate::trace::instrument!(
+            $(
+                if $cancel.is_cancelled() {
+                    break 'scope $cancel.cancelled($index, None);
+                }
+            )?
+            let acquiring = $crate::trace::instrument!(
                 span,
                 $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
-            )
-            .await
-            {
+            );
+            $( let acquiring = $cancel.race(acquiring); )?
+            let acquired = acquiring.await;
+            $(
+                let Ok(acquired) = acquired else {
+                    break 'scope $cancel.cancelled($index, None);
+                };
+            )?
+            let resource = match acquired {
                 Ok(resource) => resource,
                 Err(source) => {
                     $crate::trace::acquire_failed!(span, $index);
+                    $( $cancel.failed($index); )?
                     break 'scope Err($crate::ScopedError::Acquire {
                         index: $index,
                         source,
@@ -163,13 +386,38 @@ macro_rules! scope {
                 (::core::clone::Clone::clone(&$acquire), resource),
                 |(handle, resource)| $crate::AsyncAcquire::release_on_cancel(handle, resource),
             );
+            let using = $crate::trace::instrument!(span, ($body)(&mut guard.1));
+            $( let using = $cancel.race(using); )?
             let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-                $crate::trace::instrument!(span, ($body)(&mut guard.1)),
+                using,
             ))
             .await;
             let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
             match used {
                 Ok(used) => {
+                    $(
+                        let Ok(used) = used else {
+                            let released = $crate::trace::instrument!(
+                                span,
+                                $crate::AsyncAcquire::release(
+                                    handle,
+                                    resource,
+                                    $crate::Outcome::Cancelled
+                                )
+                            )
+                            .await;
+                            $crate::trace::released!(
+                                span,
+                                &released,
+                                $crate::Outcome::Cancelled,
+                                $index
+                            );
+                            break 'scope $cancel.cancelled($index, released.err());
+                        };
+                        if used.is_err() {
+                            $cancel.failed($index);
+                        }
+                    )?
                     $crate::trace::body_result!(span, &used, $index);
                     let outcome = $crate::scope::outcome_of(&used);
                     let released = $crate::trace::instrument!(
@@ -182,6 +430,9 @@ macro_rules! scope {
                 }
                 Err(panic) => {
                     $crate::trace::body_panicked!(span, $index);
+                    // A panic cancels the other items at once, fail-fast or
+                    // not, and is the one that resumes.
+                    $( $cancel.fail($index); )?
                     // Boxed: this cold path would otherwise be the largest state
                     // of every item's future, which is moved (and, when
                     // concurrent, pushed) once per item.
@@ -209,4 +460,4 @@ macro_rules! by_release {
         }
     };
 }
-pub(crate) use {by_release, call_release_after_panic, scope};
+pub(crate) use {by_release, call_drop_after_panic, call_release_after_panic, scope};

@@ -19,56 +19,64 @@
 use core::future::Future;
 use core::num::NonZeroUsize;
 use core::pin::pin;
-use core::sync::atomic::{AtomicBool, Ordering};
 use std::panic::resume_unwind;
-use std::sync::Arc;
 
-use futures_util::{Stream, StreamExt as _};
+use futures_util::future::Map;
+use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use tokio::runtime::Handle;
 use tokio::task::JoinError;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::ScopedStream;
 use super::concurrent::{self, CompletionOrder, InputOrder, Order};
-use super::scope::{AsyncScopeError, by_release, scope};
+use super::scope::{AsyncScopeError, Siblings, by_release, scope};
 use crate::spawn::{Sending, SpawnAcquire, SpawnBody, call_body};
+use crate::Failures;
 
 /// The output of a task, or how it failed to give one.
 type Joined<Out> = Result<Out, JoinError>;
 
-/// The set of task handles in flight, in the order `O`.
-type Tasks<O, Out> = <O as Order>::Set<AbortOnDropHandle<Out>>;
+/// A task's handle, resuming the task's panic where it is awaited.
+type Task<Out> = Map<AbortOnDropHandle<Out>, fn(Joined<Out>) -> Out>;
 
-/// Spawns `task(item, index)` on the runtime found at the first item, for
-/// every item, at most `limit` at a time, and yields each task's output in the
-/// order `O`.
+/// Spawns `task(item, index, siblings)` on the runtime found at the first
+/// item, for every item, at most `limit` at a time, and yields each task's
+/// output in the order `O`. A task's panic is resumed in the engine, which
+/// cancels the other tasks and waits for them first.
 // The engine's type is spelled out, not `impl Stream`, so that the fail-fast
-// adapter can call `Drive::stop`; its closure has no name to factor out.
+// adapter can call `Drive::fail`; its closure has no name to factor out.
 #[allow(clippy::type_complexity)]
-fn spawn_each<O, St, S, F>(
+fn spawn_each<O, St, S, F, const FAIL_FAST: bool>(
     stream: St,
     limit: NonZeroUsize,
     mut task: S,
 ) -> concurrent::Drive<
     St,
-    Tasks<O, F::Output>,
-    impl FnMut(St::Item, usize) -> AbortOnDropHandle<F::Output>,
+    <O as Order>::Set<Task<F::Output>>,
+    impl FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> Task<F::Output>,
+    Siblings<FAIL_FAST>,
 >
 where
     O: Order,
     St: Stream,
-    S: FnMut(St::Item, usize) -> F,
+    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let mut runtime = None;
-    concurrent::drive::<O, _, _, _>(stream, limit, move |item, index| {
-        let runtime: &Handle = runtime.get_or_insert_with(current_runtime);
-        let task = task(item, index);
-        // Spawned items log to the caller's subscriber, not the worker's default.
-        #[cfg(feature = "tracing")]
-        let task = tracing::instrument::WithSubscriber::with_current_subscriber(task);
-        AbortOnDropHandle::new(runtime.spawn(task))
-    })
+    concurrent::drive::<O, _, _, Task<F::Output>, FAIL_FAST>(
+        stream,
+        limit,
+        Siblings::default(),
+        move |item, index, siblings: &Siblings<FAIL_FAST>| {
+            let runtime: &Handle = runtime.get_or_insert_with(current_runtime);
+            let task = task(item, index, siblings);
+            // Spawned items log to the caller's subscriber, not the worker's default.
+            #[cfg(feature = "tracing")]
+            let task = tracing::instrument::WithSubscriber::with_current_subscriber(task);
+            AbortOnDropHandle::new(runtime.spawn(task)).map(output as fn(_) -> _)
+        },
+    )
 }
 
 #[track_caller]
@@ -84,11 +92,11 @@ fn current_runtime() -> Handle {
 /// A task's output, or its panic resumed; a task is cancelled only by its
 /// handle's drop or by the runtime's shutdown, and the adapter drops no handle
 /// it still polls.
-fn output<Out>(joined: Joined<Out>) -> Result<Out, Box<dyn std::any::Any + Send>> {
+fn output<Out>(joined: Joined<Out>) -> Out {
     match joined {
-        Ok(output) => Ok(output),
+        Ok(output) => output,
         Err(error) => match error.try_into_panic() {
-            Ok(panic) => Err(panic),
+            Ok(panic) => resume_unwind(panic),
             Err(_cancelled) => {
                 panic!(
                     "a spawned adapter's task was cancelled: is the tokio runtime shutting down?"
@@ -115,7 +123,7 @@ pub(super) fn try_map<St, A, B, T, EU>(
     limit: NonZeroUsize,
     acquire: A,
     body: B,
-) -> impl Stream<Item = Result<T, AsyncScopeError<A, St::Item, EU>>>
+) -> impl ScopedStream<T, A::Error, EU, A::ReleaseError>
 where
     St: Stream,
     St::Item: Send + 'static,
@@ -129,17 +137,21 @@ where
 {
     macro_rules! build {
         ($path:ident) => {
-            spawn_each::<InputOrder, _, _, _>(stream, limit, move |item, index| {
-                let (acquire, body) = (Sending(acquire.clone()), body.clone());
-                async move {
-                    let body = sending_body!(body);
-                    scope!($path, acquire, body, item, index)
-                }
-            })
+            spawn_each::<InputOrder, _, _, _, false>(
+                stream,
+                limit,
+                move |item, index, siblings: &Siblings<false>| {
+                    let (acquire, body, siblings) =
+                        (Sending(acquire.clone()), body.clone(), siblings.clone());
+                    async move {
+                        let body = sending_body!(body);
+                        scope!($path, acquire, body, item, index, cancel: siblings)
+                    }
+                },
+            )
         };
     }
     by_release!(A::RELEASE_IS_DROP, build)
-        .map(|joined| output(joined).unwrap_or_else(|panic| resume_unwind(panic)))
 }
 
 pub(super) fn for_each<St, A, B, T, EU>(
@@ -147,7 +159,7 @@ pub(super) fn for_each<St, A, B, T, EU>(
     limit: NonZeroUsize,
     acquire: A,
     body: B,
-) -> impl Future<Output = Result<(), AsyncScopeError<A, St::Item, EU>>>
+) -> impl Future<Output = Result<(), Failures<AsyncScopeError<A, St::Item, EU>>>>
 where
     St: Stream,
     St::Item: Send + 'static,
@@ -158,49 +170,31 @@ where
     B: for<'r> SpawnBody<'r, A::Resource, T, EU> + Clone + Send + Sync + 'static,
     EU: Send + 'static,
 {
-    // Set at the first failure: the tasks that have not acquired yet skip
-    // their item.
-    let failed = Arc::new(AtomicBool::new(false));
     macro_rules! run {
         ($path:ident) => {{
-            let start = {
-                let failed = Arc::clone(&failed);
-                move |item, index| {
-                    let (acquire, body) = (Sending(acquire.clone()), body.clone());
-                    let failed = Arc::clone(&failed);
-                    async move {
-                        if failed.load(Ordering::Relaxed) {
-                            return None;
-                        }
-                        let body = sending_body!(body, drop);
-                        let result = scope!($path, acquire, body, item, index);
-                        if result.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        Some(result)
-                    }
+            // Fail-fast: the task whose acquire or body fails cancels the
+            // others (and the engine pulls no more) before its release.
+            let start = move |item, index, siblings: &Siblings<true>| {
+                let (acquire, body, siblings) =
+                    (Sending(acquire.clone()), body.clone(), siblings.clone());
+                async move {
+                    let body = sending_body!(body, drop);
+                    scope!($path, acquire, body, item, index, cancel: siblings)
                 }
             };
             async move {
-                let mut tasks = pin!(spawn_each::<CompletionOrder, _, _, _>(stream, limit, start));
-                let (mut first_error, mut first_panic) = (None, None);
-                while let Some(joined) = tasks.next().await {
-                    match output(joined) {
-                        Ok(None | Some(Ok(()))) => continue,
-                        Ok(Some(Err(error))) => {
-                            first_error.get_or_insert(error);
-                        }
-                        Err(panic) => {
-                            first_panic.get_or_insert(panic);
-                        }
+                let mut tasks = pin!(spawn_each::<CompletionOrder, _, _, _, true>(
+                    stream, limit, start
+                ));
+                let mut failures = None;
+                while let Some(finished) = tasks.next().await {
+                    if let Err(error) = finished {
+                        // Fail-fast also on a failed release.
+                        tasks.as_mut().fail(error.index());
+                        Failures::keep(&mut failures, error, tasks.first_failure());
                     }
-                    failed.store(true, Ordering::Relaxed);
-                    tasks.as_mut().stop();
                 }
-                if let Some(panic) = first_panic {
-                    resume_unwind(panic);
-                }
-                first_error.map_or(Ok(()), Err)
+                failures.map_or(Ok(()), Err)
             }
         }};
     }

@@ -106,6 +106,23 @@ pub enum Failure {
         index: usize,
         source: InjectedFault,
     },
+    /// Cancelled by a concurrent adapter (another item failed), its release
+    /// error kept.
+    Cancelled {
+        index: usize,
+        release: Option<InjectedFault>,
+    },
+}
+
+impl Failure {
+    pub fn index(&self) -> usize {
+        match *self {
+            Failure::Acquire { index, .. }
+            | Failure::Use { index, .. }
+            | Failure::Release { index, .. }
+            | Failure::Cancelled { index, .. } => index,
+        }
+    }
 }
 
 /// How a call ended: returned `Ok`, returned `Err`, or panicked (with an injected
@@ -476,6 +493,10 @@ pub fn failure(error: Error) -> Failure {
         ScopedError::Release { index, source } => Failure::Release {
             index,
             source: injected(source),
+        },
+        ScopedError::Cancelled { index, release } => Failure::Cancelled {
+            index,
+            release: release.map(injected),
         },
         other => panic!("a ScopedError variant these tests do not know: {other:?}"),
     }

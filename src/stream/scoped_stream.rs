@@ -1,0 +1,159 @@
+//! The streams of the concurrent mapping adapters: a way to stop them that
+//! waits for every release, and a fail-fast collect built on it.
+
+use core::future::Future;
+use core::pin::{Pin, pin};
+
+use futures_util::StreamExt as _;
+use futures_util::future::Either;
+
+use super::concurrent::{Drive, InFlight};
+use super::scope::Siblings;
+use crate::{Failures, ScopedError};
+
+/// The stream of a concurrent mapping adapter
+/// ([`try_map_scoped_concurrent`](crate::ScopedStreamExt::try_map_scoped_concurrent),
+/// [`try_map_scoped_unordered`](crate::ScopedStreamExt::try_map_scoped_unordered),
+/// [`try_map_scoped_spawned`](crate::ScopedStreamExt::try_map_scoped_spawned)):
+/// a stream of `Result<T, ScopedError<A, U, R>>` that can be stopped without
+/// abandoning a release.
+///
+/// Dropping such a stream early — as `try_collect` does at the first `Err` —
+/// cancels the items in flight, but cannot *await* their async releases: they
+/// are dropped (or handed to the runtime, with
+/// [`spawn_on_cancel`](crate::AsyncWithRelease::spawn_on_cancel)). To stop
+/// and wait, [`stop`](ScopedStream::stop) the stream and poll it to its end, or
+/// collect it with [`try_collect_all`](ScopedStream::try_collect_all), the
+/// fail-fast collect that does both.
+///
+/// This trait is sealed: the crate's adapters implement it.
+pub trait ScopedStream<T, A, U, R>:
+    futures_util::Stream<Item = Result<T, ScopedError<A, U, R>>> + sealed::Sealed
+{
+    /// Stops the stream: it pulls no more items, and cancels those in flight —
+    /// each body is dropped at its current `.await`, and its resource released,
+    /// told [`Outcome::Cancelled`](crate::Outcome::Cancelled). Polled on, the
+    /// stream then yields the results of the items it had pulled (those it
+    /// cancelled as [`ScopedError::Cancelled`], with their release error if
+    /// the release failed) and ends once every release has completed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use futures::stream::{self, StreamExt};
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut results = pin!(stream::iter(0..100).try_map_scoped_unordered(
+    ///     4,
+    ///     async |item: u32| Ok::<_, ()>(item),
+    ///     async |item: &mut u32| Ok::<_, ()>(*item),
+    /// ));
+    /// assert!(results.next().await.is_some());
+    /// results.as_mut().stop();
+    /// // The items already pulled end (here: they had finished, or are
+    /// // cancelled); nothing more is pulled.
+    /// let rest: Vec<_> = results.collect().await;
+    /// assert!(rest.len() < 100);
+    /// # });
+    /// ```
+    fn stop(self: Pin<&mut Self>);
+
+    /// Collects the values into `C`, fail-fast: at the first `Err` it
+    /// [stops](ScopedStream::stop) the stream, waits for every item in flight
+    /// to end — every release completed — and returns the first failure with
+    /// every other failure of those items ([`Failures`]).
+    ///
+    /// Where `try_collect` returns at the first `Err` and drops the items in
+    /// flight (their async releases abandoned), this returns only when nothing
+    /// is left running, so a caller that retries at once does not race a
+    /// pending close.
+    ///
+    /// # Errors
+    ///
+    /// [`Failures`]: the first failure, and the failures of the items that
+    /// were in flight (a cancelled item only when its release failed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::stream;
+    /// use loopscope::prelude::*;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let failures = stream::iter(["7", "x", "9"])
+    ///     .try_map_scoped_concurrent(
+    ///         2,
+    ///         async |text: &str| text.parse::<u32>(),
+    ///         async |number: &mut u32| Ok::<_, std::convert::Infallible>(*number * 2),
+    ///     )
+    ///     .try_collect_all::<Vec<u32>>()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(failures.index(), 1);
+    /// assert!(matches!(failures.first(), ScopedError::Acquire { index: 1, .. }));
+    /// # });
+    /// ```
+    fn try_collect_all<C>(self) -> impl Future<Output = Result<C, Failures<ScopedError<A, U, R>>>>
+    where
+        Self: Sized,
+        C: Default + Extend<T>,
+    {
+        async move {
+            let mut results = pin!(self);
+            let mut collected = C::default();
+            let mut failures = None;
+            while let Some(result) = results.next().await {
+                match result {
+                    Ok(value) if failures.is_none() => collected.extend(Some(value)),
+                    // A value finished after the failure: the caller gets the
+                    // failure, not a partial collection.
+                    Ok(_) => {}
+                    Err(error) => {
+                        results.as_mut().stop();
+                        Failures::keep(&mut failures, error, None);
+                    }
+                }
+            }
+            failures.map_or(Ok(collected), Err)
+        }
+    }
+}
+
+impl<St, Set, S, F, T, A, U, R, const FAIL_FAST: bool> ScopedStream<T, A, U, R>
+    for Drive<St, Set, S, Siblings<FAIL_FAST>>
+where
+    St: futures_util::Stream,
+    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
+    F: Future<Output = Result<T, ScopedError<A, U, R>>>,
+    Set: InFlight<F>,
+{
+    fn stop(self: Pin<&mut Self>) {
+        self.cancel();
+    }
+}
+
+impl<L, Rt, T, A, U, R> ScopedStream<T, A, U, R> for Either<L, Rt>
+where
+    L: ScopedStream<T, A, U, R>,
+    Rt: ScopedStream<T, A, U, R>,
+{
+    fn stop(self: Pin<&mut Self>) {
+        match self.as_pin_mut() {
+            Either::Left(left) => left.stop(),
+            Either::Right(right) => right.stop(),
+        }
+    }
+}
+
+mod sealed {
+    use futures_util::future::Either;
+
+    use crate::stream::concurrent::Drive;
+
+    pub trait Sealed {}
+
+    impl<St, Set, S, Sib> Sealed for Drive<St, Set, S, Sib> {}
+    impl<L: Sealed, R: Sealed> Sealed for Either<L, R> {}
+}
