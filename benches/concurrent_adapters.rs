@@ -264,7 +264,7 @@ mod trivial {
                     async |resource| body(resource).await.map(|value| sum.set(sum.get() + value)),
                 )
                 .await
-                .map_err(|error: Error| error)
+                .map_err(|error: Failures<Error>| error)
                 .expect("no item fails");
             sum.get()
         })
@@ -382,7 +382,7 @@ mod io {
     pub fn adapter<const SLEEP: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
         runtime.block_on(async {
             let sum = AtomicU64::new(0);
-            let done: Result<(), ScopedError<Fail, Fail, Fail>> =
+            let done: Result<(), Failures<ScopedError<Fail, Fail, Fail>>> =
                 stream::iter(black_box(&fixture.items).iter().copied())
                     .for_each_scoped_concurrent(
                         LIMIT,
@@ -569,7 +569,7 @@ mod spawned {
         runtime.block_on(async {
             let sum = Arc::new(AtomicU64::new(0));
             let total = Arc::clone(&sum);
-            let done: Result<(), ScopedError<Fail, Fail, Fail>> =
+            let done: Result<(), Failures<ScopedError<Fail, Fail, Fail>>> =
                 stream::iter(items(fixture).iter().copied())
                     .for_each_scoped_spawned(
                         LIMIT,
@@ -594,7 +594,7 @@ mod spawned {
     ) -> u64 {
         runtime.block_on(async {
             let sum = AtomicU64::new(0);
-            let done: Result<(), ScopedError<Fail, Fail, Fail>> =
+            let done: Result<(), Failures<ScopedError<Fail, Fail, Fail>>> =
                 stream::iter(items(fixture).iter().copied())
                     .for_each_scoped_concurrent(
                         LIMIT,

@@ -85,6 +85,17 @@ pub trait SpawnAcquire<Item>: AsyncAcquire<Item> + Send + Sync + 'static {
         resource: Self::Resource,
         outcome: Outcome,
     ) -> impl Future<Output = Result<(), Self::ReleaseError>> + Send;
+
+    /// The tracker of the releases this acquire hands to the runtime when
+    /// cancelled ([`spawn_on_cancel_in`](crate::AsyncWithRelease::spawn_on_cancel_in)),
+    /// if any: a spawned adapter tracks its item tasks with it too, so that
+    /// waiting on the tracker also waits for the tasks a dropped adapter
+    /// aborted — whose releases are handed over only once the runtime drops
+    /// them.
+    #[doc(hidden)]
+    fn task_tracker(&self) -> Option<&tokio_util::task::TaskTracker> {
+        None
+    }
 }
 
 /// Calls `f` as an `FnOnce`: the closures below implement `AsyncFnOnce` too, and

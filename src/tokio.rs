@@ -371,6 +371,10 @@ where
     ) -> impl Future<Output = Result<(), F::Error>> + Send {
         self.release_handing_off(resource, outcome)
     }
+
+    fn task_tracker(&self) -> Option<&TaskTracker> {
+        self.tracker.as_ref()
+    }
 }
 
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

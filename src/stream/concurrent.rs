@@ -13,7 +13,7 @@ use core::cmp::Ordering;
 use core::future::Future;
 use core::num::NonZeroUsize;
 use core::pin::Pin;
-use core::task::{Context, Poll, ready};
+use core::task::{Context, Poll, Waker, ready};
 use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
@@ -21,7 +21,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt as _};
 use pin_project_lite::pin_project;
 
-use super::scope::Siblings;
+use super::cancel::{Cancellation, polling};
 
 /// A panic caught in an item's future, to be resumed by the adapter.
 type Panic = Box<dyn Any + Send>;
@@ -51,6 +51,9 @@ pin_project! {
         future: Option<F>,
         // The item's position in the input.
         index: usize,
+        // The waker of its last pending poll: the engine wakes it when the
+        // items are cancelled, so that the item sees it (see `super::cancel`).
+        waker: Option<Waker>,
     }
 }
 
@@ -69,7 +72,15 @@ impl<F: Future> Future for Slot<F> {
         };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Pending) => {
+                // A set gives each of its futures one waker for good: cloned
+                // once per item, not per poll.
+                match this.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    waker => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
             Err(panic) => Poll::Ready(Err((*this.index, panic))),
         }
     }
@@ -80,6 +91,14 @@ impl<F> Slot<F> {
         Self {
             future: Some(future),
             index,
+            waker: None,
+        }
+    }
+
+    /// Wakes the item, if it is waiting.
+    fn wake(self: Pin<&mut Self>) {
+        if let Some(waker) = self.project().waker.take() {
+            waker.wake();
         }
     }
 
@@ -115,6 +134,8 @@ pub(super) trait InFlight<F: Future>: Default {
     /// The next output in the set's order, or a panic at once; `None` when
     /// nothing is running.
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ended<F::Output>>>;
+    /// Wakes every item waiting, so that each one sees the cancellation.
+    fn wake_all(&mut self);
 }
 
 /// Which set to keep the items in flight in: it decides the order of the results.
@@ -162,6 +183,10 @@ impl<F: Future> InFlight<F> for Unordered<F> {
     #[inline]
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ended<F::Output>>> {
         self.running.poll_next_unpin(cx)
+    }
+
+    fn wake_all(&mut self) {
+        Pin::new(&mut self.running).iter_pin_mut().for_each(Slot::wake);
     }
 }
 
@@ -282,6 +307,12 @@ impl<F: Future> InFlight<F> for Ordered<F> {
             }
         }
     }
+
+    fn wake_all(&mut self) {
+        Pin::new(&mut self.running)
+            .iter_pin_mut()
+            .for_each(|numbered| numbered.project().slot.wake());
+    }
 }
 
 impl<F: Future> Drop for Ordered<F> {
@@ -295,21 +326,23 @@ impl<F: Future> Drop for Ordered<F> {
 }
 
 pin_project! {
-    /// Runs `start(item, index, siblings)` for every item of a stream, at most
-    /// `limit` at a time, and yields each output in the order of the set `Set`
+    /// Runs `start(item, index)` for every item of a stream, at most `limit`
+    /// at a time, and yields each output in the order of the set `Set`
     /// ([`Order::Set`]); ends once the stream is exhausted (or the items were
     /// cancelled, see [`Drive::cancel`]) and every item in flight has finished
     /// — so every release has completed.
     ///
-    /// When an item panics, the engine cancels the others (`siblings`), waits
-    /// for every one of them to end (their releases awaited), and then resumes
-    /// the first panic; polled again after that, it panics.
+    /// `cancellation` says whether the items are cancelled (see
+    /// `super::cancel`): then it pulls no more, and wakes the items that wait,
+    /// so that they see it. When an item panics, the engine cancels the others,
+    /// waits for every one of them to end (their releases awaited), and then
+    /// resumes the first panic; polled again after that, it panics.
     ///
     /// A plain struct rather than an `async fn`: the compiler proves `Send` for a
     /// struct field by field, while for an `async fn` generic over closures that
     /// return borrowing futures it cannot (its "not general enough" limitation),
     /// and the adapters must be spawnable.
-    pub(super) struct Drive<St, Set, S, Sib> {
+    pub(super) struct Drive<St, Set, S, C> {
         #[pin]
         stream: St,
         // The stream is exhausted: pull no more.
@@ -319,10 +352,9 @@ pin_project! {
         limit: NonZeroUsize,
         // The position in the input of the next item.
         index: usize,
-        // Shared with every item: cancelled, they pull no more and end early.
-        // (A type parameter, `Siblings<FAIL_FAST>`: `pin_project!` takes no
-        // const generics.)
-        siblings: Sib,
+        cancellation: C,
+        // The cancellation was seen, and every item woken to see it.
+        woken: bool,
         // The first panic of an item (with its index), resumed once no item is
         // left running.
         panic: Option<(usize, Panic)>,
@@ -332,17 +364,18 @@ pin_project! {
 }
 
 /// The engine for `stream`, keeping the items in flight in the order `O`.
-pub(super) fn drive<O, St, S, F, const FAIL_FAST: bool>(
+pub(super) fn drive<O, St, S, F, C>(
     stream: St,
     limit: NonZeroUsize,
-    siblings: Siblings<FAIL_FAST>,
+    cancellation: C,
     start: S,
-) -> Drive<St, O::Set<F>, S, Siblings<FAIL_FAST>>
+) -> Drive<St, O::Set<F>, S, C>
 where
     O: Order,
     St: Stream,
-    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
+    S: FnMut(St::Item, usize) -> F,
     F: Future,
+    C: Cancellation,
 {
     Drive {
         stream,
@@ -351,38 +384,60 @@ where
         start,
         limit,
         index: 0,
-        siblings,
+        cancellation,
+        woken: false,
         panic: None,
         poisoned: false,
     }
 }
 
-impl<St, Set, S, const FAIL_FAST: bool> Drive<St, Set, S, Siblings<FAIL_FAST>> {
+impl<St, Set, S, F, C> Drive<St, Set, S, C>
+where
+    St: Stream,
+    S: FnMut(St::Item, usize) -> F,
+    F: Future,
+    Set: InFlight<F>,
+    C: Cancellation,
+{
     /// Pulls no more items, and cancels those in flight: each one's body is
     /// dropped at its current `.await` and its release awaited. The stream
     /// ends once they have all ended.
     pub(super) fn cancel(self: Pin<&mut Self>) {
-        self.project().siblings.cancel();
+        let this = self.project();
+        this.cancellation.cancel();
+        wake_once(this.in_flight, this.woken);
     }
 
     /// As [`cancel`](Self::cancel), because item `index` failed (a failure the
     /// item's scope did not report itself: a failed release).
     pub(super) fn fail(self: Pin<&mut Self>, index: usize) {
-        self.project().siblings.fail(index);
+        let this = self.project();
+        this.cancellation.fail(index);
+        wake_once(this.in_flight, this.woken);
     }
 
     /// The index of the item whose failure cancelled the others, if any.
     pub(super) fn first_failure(&self) -> Option<usize> {
-        self.siblings.first_failure()
+        self.cancellation.first_failure()
     }
 }
 
-impl<St, Set, S, F, const FAIL_FAST: bool> Stream for Drive<St, Set, S, Siblings<FAIL_FAST>>
+/// Wakes every item of `in_flight` to see the cancellation, unless `woken`
+/// says it was done (an item woken since would have seen it).
+fn wake_once<F: Future>(in_flight: &mut impl InFlight<F>, woken: &mut bool) {
+    if !*woken {
+        *woken = true;
+        in_flight.wake_all();
+    }
+}
+
+impl<St, Set, S, F, C> Stream for Drive<St, Set, S, C>
 where
     St: Stream,
-    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
+    S: FnMut(St::Item, usize) -> F,
     F: Future,
     Set: InFlight<F>,
+    C: Cancellation,
 {
     type Item = F::Output;
 
@@ -395,32 +450,62 @@ where
         loop {
             // Fill every free slot first, so that the cap is reached when the
             // stream allows it; once the items are cancelled, pull no more.
+            let mut stream_pending = false;
             while !*this.pulled_all
-                && !this.siblings.is_cancelled()
+                && !this.cancellation.is_cancelled()
                 && this.in_flight.has_room(*this.limit)
             {
                 match this.stream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => {
-                        let future = (this.start)(item, *this.index, this.siblings);
+                        let future = (this.start)(item, *this.index);
                         this.in_flight.push(future, *this.index);
                         *this.index += 1;
                     }
                     Poll::Ready(None) => *this.pulled_all = true,
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        stream_pending = true;
+                        break;
+                    }
                 }
             }
-            match ready!(this.in_flight.poll_next(cx)) {
+            let in_flight = &mut *this.in_flight;
+            let (polled, reported) =
+                polling(this.cancellation.is_cancelled(), || in_flight.poll_next(cx));
+            // An item failed (or panicked) in that poll and cancelled the
+            // others: wake those that wait, so that they see it.
+            if let Some(index) = reported.failure {
+                this.cancellation.fail(index);
+            }
+            if this.cancellation.is_cancelled() {
+                wake_once(this.in_flight, this.woken);
+            }
+            let Poll::Ready(polled) = polled else {
+                // Items finished without an output to give yet (in input
+                // order, they wait for the head): their slots are free, so
+                // fill them — the stream's waker is not set, nothing else
+                // would wake this task for it.
+                let refill = !stream_pending
+                    && !*this.pulled_all
+                    && !this.cancellation.is_cancelled()
+                    && this.in_flight.has_room(*this.limit);
+                if refill {
+                    continue;
+                }
+                return Poll::Pending;
+            };
+            match polled {
                 // While a panic waits for the other items, their outputs are
                 // dropped: the caller gets the panic.
                 Some(Ok(output)) if this.panic.is_none() => return Poll::Ready(Some(output)),
                 Some(Ok(_dropped)) => {}
                 Some(Err((index, panic))) => {
-                    this.siblings.fail(index);
+                    this.cancellation.fail(index);
+                    wake_once(this.in_flight, this.woken);
                     // The panic of the item that failed first (its own scope
                     // reported it, then awaited its release) wins over one
                     // that reached the engine sooner: say, the panic of a
                     // release it cancelled.
-                    let first = this.siblings.first_failure();
+                    let first = this.cancellation.first_failure();
                     match this.panic {
                         Some((kept, _)) if first != Some(index) || first == Some(*kept) => {}
                         _ => *this.panic = Some((index, panic)),
@@ -431,7 +516,7 @@ where
                         *this.poisoned = true;
                         resume_unwind(panic);
                     }
-                    if *this.pulled_all || this.siblings.is_cancelled() {
+                    if *this.pulled_all || this.cancellation.is_cancelled() {
                         return Poll::Ready(None);
                     }
                     // Nothing in flight, and the stream is pending: its waker

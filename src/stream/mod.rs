@@ -1,5 +1,6 @@
 //! Scoped adapters for every [`Stream`].
 
+mod cancel;
 mod concurrent;
 mod scope;
 #[cfg(feature = "tokio")]
@@ -15,7 +16,8 @@ use futures_util::{Stream, StreamExt as _};
 
 pub use self::scoped_stream::ScopedStream;
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::scope::{AsyncScopeError, Siblings, by_release, scope};
+use self::cancel::{Engine, Local};
+use self::scope::{AsyncScopeError, by_release, scope};
 use self::try_map_scoped::TryMapScoped;
 use crate::{AsyncAcquire, Failures};
 #[cfg(feature = "tokio")]
@@ -380,18 +382,19 @@ pub trait ScopedStreamExt: Stream + Sized {
         macro_rules! run {
             ($path:ident) => {
                 async move {
-                    // Cancelled by the first failing acquire or body (fail-fast).
-                    let siblings = Siblings::<true>::default();
-                    let start = |item, index, _: &Siblings<true>| {
-                        let (acquire, body, siblings) = (&acquire, &body, &siblings);
+                    let start = |item, index| {
+                        let (acquire, body) = (&acquire, &body);
+                        // Fail-fast: the first failing acquire or body cancels
+                        // the others.
+                        let cancel = Engine::<true>;
                         async move {
-                            scope!($path, *acquire, body.clone(), item, index, cancel: siblings)
+                            scope!($path, *acquire, body.clone(), item, index, cancel: cancel)
                         }
                     };
-                    let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _, true>(
+                    let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _, _>(
                         self,
                         limit,
-                        siblings.clone(),
+                        Local::default(),
                         start
                     ));
                     let mut failures = None;
@@ -745,16 +748,12 @@ where
     // futures in flight live in the stream itself, so they cannot borrow from it.
     macro_rules! build {
         ($path:ident) => {
-            concurrent::drive::<O, _, _, _, false>(
-                stream,
-                limit,
-                Siblings::default(),
-                move |item, index, siblings: &Siblings<false>| {
-                    let (acquire, body, siblings) =
-                        (acquire.clone(), body.clone(), siblings.clone());
-                    async move { scope!($path, acquire, body, item, index, cancel: siblings) }
-                },
-            )
+            concurrent::drive::<O, _, _, _, _>(stream, limit, Local::default(), move |item, index| {
+                let (acquire, body) = (acquire.clone(), body.clone());
+                // Not fail-fast: an item's failure is its own result.
+                let cancel = Engine::<false>;
+                async move { scope!($path, acquire, body, item, index, cancel: cancel) }
+            })
         };
     }
     by_release!(A::RELEASE_IS_DROP, build)

@@ -1,16 +1,9 @@
 //! One item's async scope: acquire, use, release — the step every stream adapter
 //! repeats, sequential or concurrent.
 
-use core::future::Future;
-use core::pin::Pin;
-use core::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-use core::task::{Context, Poll};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use futures_util::FutureExt as _;
-use pin_project_lite::pin_project;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::{AsyncAcquire, Outcome, ScopedError};
 
@@ -64,134 +57,6 @@ macro_rules! call_release_after_panic {
     ($span:ident, $index:expr, $handle:ident, $resource:ident) => {
         $crate::stream::scope::release_after_panic($handle, $resource, $span, $index)
     };
-}
-
-/// What the item scopes of one concurrent adapter share: the token that
-/// cancels them all.
-///
-/// It is cancelled at the first panic of any item, and — when `FAIL_FAST` — at
-/// the first failing acquire or body, at the moment the step returns (before
-/// that item's release, so that the adapter stops acquiring at once). A
-/// cancelled scope that has not acquired yet acquires nothing; one that is
-/// acquiring or running its body drops that future at its current `.await`,
-/// releases the resource told [`Outcome::Cancelled`], and ends as
-/// [`ScopedError::Cancelled`]. A release already running is never cut off.
-///
-/// tokio-util's `CancellationToken` rather than a flag of our own: waking every
-/// waiting scope, on any runtime and across the threads of the spawned
-/// adapters, without an allocation per item, is what it is built for.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Siblings<const FAIL_FAST: bool> {
-    shared: Arc<Shared>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    token: CancellationToken,
-    // The index of the item whose failure cancelled the others, or
-    // `usize::MAX`: the failure that is reported first, whichever item's
-    // result arrives first.
-    first_failure: AtomicUsize,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Self {
-            token: CancellationToken::new(),
-            first_failure: AtomicUsize::new(usize::MAX),
-        }
-    }
-}
-
-impl<const FAIL_FAST: bool> Siblings<FAIL_FAST> {
-    /// Whether the scopes are cancelled.
-    #[inline]
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.shared.token.is_cancelled()
-    }
-
-    /// Cancels every scope.
-    pub(crate) fn cancel(&self) {
-        self.shared.token.cancel();
-    }
-
-    /// A step of item `index` failed: a fail-fast adapter cancels every
-    /// scope, and remembers the first item that failed.
-    #[inline]
-    pub(crate) fn failed(&self, index: usize) {
-        if FAIL_FAST {
-            self.fail(index);
-        }
-    }
-
-    /// Cancels every scope because item `index` failed.
-    #[cold]
-    pub(crate) fn fail(&self, index: usize) {
-        let _already_failed = self.shared.first_failure.compare_exchange(
-            usize::MAX,
-            index,
-            AtomicOrdering::Relaxed,
-            AtomicOrdering::Relaxed,
-        );
-        self.shared.token.cancel();
-    }
-
-    /// The index of the item whose failure cancelled the others, if any.
-    pub(crate) fn first_failure(&self) -> Option<usize> {
-        let index = self.shared.first_failure.load(AtomicOrdering::Relaxed);
-        (index != usize::MAX).then_some(index)
-    }
-
-    /// Runs `work` until it ends (`Ok`) or the scopes are cancelled (`Err`).
-    #[inline]
-    pub(crate) fn race<F: Future>(&self, work: F) -> Race<'_, F> {
-        Race {
-            work,
-            cancelled: self.shared.token.cancelled(),
-        }
-    }
-
-    /// The result of the scope of item `index`, cancelled; `release` is its
-    /// release error, if it had a resource and releasing it failed.
-    #[cold]
-    pub(crate) fn cancelled<T, A, U, R>(
-        &self,
-        index: usize,
-        release: Option<R>,
-    ) -> Result<T, ScopedError<A, U, R>> {
-        Err(ScopedError::Cancelled { index, release })
-    }
-}
-
-/// The scopes were cancelled.
-#[derive(Debug)]
-pub(crate) struct Cancelled;
-
-pin_project! {
-    /// A step of a scope (acquire or body) raced against the cancellation of
-    /// the scopes; see [`Siblings::race`].
-    #[must_use = "futures do nothing unless polled"]
-    pub(crate) struct Race<'a, F> {
-        #[pin]
-        work: F,
-        #[pin]
-        cancelled: WaitForCancellationFuture<'a>,
-    }
-}
-
-impl<F: Future> Future for Race<'_, F> {
-    type Output = Result<F::Output, Cancelled>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        // The work first: a step that is ready costs no more than it did, and
-        // the token's waiter is registered only while the step is pending.
-        if let Poll::Ready(output) = this.work.poll(cx) {
-            return Poll::Ready(Ok(output));
-        }
-        this.cancelled.poll(cx).map(|()| Err(Cancelled))
-    }
 }
 
 /// Drops the resource of a body that panicked — its release — once the
@@ -284,50 +149,62 @@ macro_rules! scope {
                     break 'scope $cancel.cancelled($index, None);
                 }
             )?
-            let acquiring = $crate::trace::instrument!(
-                span,
-                $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
-            );
-            $( let acquiring = $cancel.race(acquiring); )?
-            let acquired = acquiring.await;
-            $(
-                let Ok(acquired) = acquired else {
-                    break 'scope $cancel.cancelled($index, None);
-                };
-            )?
-            let mut resource = match acquired {
-                Ok(resource) => resource,
-                Err(source) => {
-                    $crate::trace::acquire_failed!(span, $index);
-                    $( $cancel.failed($index); )?
-                    break 'scope Err($crate::ScopedError::Acquire {
-                        index: $index,
-                        source,
-                    });
+            // Each step's result is unwrapped inside a block, so that its
+            // locals end there: a local still in scope at a later `.await`
+            // keeps its own room in the state machine, which is moved (and,
+            // when concurrent, allocated) once per item.
+            let mut resource = {
+                let acquired = $crate::stream::scope::raced!(
+                    $crate::trace::instrument!(
+                        span,
+                        $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
+                    )
+                    $(, $cancel)?
+                )
+                .await;
+                $(
+                    let Ok(acquired) = acquired else {
+                        break 'scope $cancel.cancelled($index, None);
+                    };
+                )?
+                match acquired {
+                    Ok(resource) => resource,
+                    Err(source) => {
+                        $crate::trace::acquire_failed!(span, $index);
+                        $( $cancel.failed($index); )?
+                        break 'scope Err($crate::ScopedError::Acquire {
+                            index: $index,
+                            source,
+                        });
+                    }
                 }
             };
             $crate::trace::acquired!(span);
-            let using = $crate::trace::instrument!(span, ($body)(&mut resource));
-            $( let using = $cancel.race(using); )?
-            // The body's panic is caught so that the resource is dropped after
-            // the unwinding, not during it: a `Drop` that panicked then would
-            // abort the process.
-            let used = match ::futures_util::FutureExt::catch_unwind(
-                ::std::panic::AssertUnwindSafe(using),
-            )
-            .await
-            {
-                Ok(used) => used,
-                Err(panic) => $crate::stream::scope::call_drop_after_panic!(
-                    span, $index, resource, panic
-                ),
-            };
-            $(
-                let Ok(used) = used else {
-                    $crate::trace::drop_released!(span, resource, $crate::Outcome::Cancelled);
-                    break 'scope $cancel.cancelled($index, None);
+            let used = {
+                // The body's panic is caught so that the resource is dropped
+                // after the unwinding, not during it: a `Drop` that panicked
+                // then would abort the process.
+                let used = ::futures_util::FutureExt::catch_unwind(
+                    ::std::panic::AssertUnwindSafe($crate::stream::scope::raced!(
+                        $crate::trace::instrument!(span, ($body)(&mut resource))
+                        $(, $cancel)?
+                    )),
+                )
+                .await;
+                let used = match used {
+                    Ok(used) => used,
+                    Err(panic) => $crate::stream::scope::call_drop_after_panic!(
+                        span, $index, resource, panic
+                    ),
                 };
-            )?
+                $(
+                    let Ok(used) = used else {
+                        $crate::trace::drop_released!(span, resource, $crate::Outcome::Cancelled);
+                        break 'scope $cancel.cancelled($index, None);
+                    };
+                )?
+                used
+            };
             // The resource is dropped — released — at the end of this block,
             // before the item's result is reported (with `tracing`, in the
             // arms, so that the `released` event follows the drop).
@@ -357,26 +234,31 @@ macro_rules! scope {
                     break 'scope $cancel.cancelled($index, None);
                 }
             )?
-            let acquiring = $crate::trace::instrument!(
-                span,
-                $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
-            );
-            $( let acquiring = $cancel.race(acquiring); )?
-            let acquired = acquiring.await;
-            $(
-                let Ok(acquired) = acquired else {
-                    break 'scope $cancel.cancelled($index, None);
-                };
-            )?
-            let resource = match acquired {
-                Ok(resource) => resource,
-                Err(source) => {
-                    $crate::trace::acquire_failed!(span, $index);
-                    $( $cancel.failed($index); )?
-                    break 'scope Err($crate::ScopedError::Acquire {
-                        index: $index,
-                        source,
-                    });
+            // Each step's result is unwrapped inside a block: see `by_drop`.
+            let resource = {
+                let acquired = $crate::stream::scope::raced!(
+                    $crate::trace::instrument!(
+                        span,
+                        $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
+                    )
+                    $(, $cancel)?
+                )
+                .await;
+                $(
+                    let Ok(acquired) = acquired else {
+                        break 'scope $cancel.cancelled($index, None);
+                    };
+                )?
+                match acquired {
+                    Ok(resource) => resource,
+                    Err(source) => {
+                        $crate::trace::acquire_failed!(span, $index);
+                        $( $cancel.failed($index); )?
+                        break 'scope Err($crate::ScopedError::Acquire {
+                            index: $index,
+                            source,
+                        });
+                    }
                 }
             };
             $crate::trace::acquired!(span);
@@ -386,64 +268,83 @@ macro_rules! scope {
                 (::core::clone::Clone::clone(&$acquire), resource),
                 |(handle, resource)| $crate::AsyncAcquire::release_on_cancel(handle, resource),
             );
-            let using = $crate::trace::instrument!(span, ($body)(&mut guard.1));
-            $( let using = $cancel.race(using); )?
-            let used = ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe(
-                using,
-            ))
-            .await;
-            let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
-            match used {
-                Ok(used) => {
-                    $(
-                        let Ok(used) = used else {
-                            let released = $crate::trace::instrument!(
-                                span,
-                                $crate::AsyncAcquire::release(
-                                    handle,
-                                    resource,
-                                    $crate::Outcome::Cancelled
-                                )
+            let used = {
+                let used = ::futures_util::FutureExt::catch_unwind(
+                    ::std::panic::AssertUnwindSafe($crate::stream::scope::raced!(
+                        $crate::trace::instrument!(span, ($body)(&mut guard.1))
+                        $(, $cancel)?
+                    )),
+                )
+                .await;
+                let used = match used {
+                    Ok(used) => used,
+                    Err(panic) => {
+                        $crate::trace::body_panicked!(span, $index);
+                        // A panic cancels the other items at once, fail-fast
+                        // or not, and is the one that resumes.
+                        $( $cancel.fail($index); )?
+                        let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
+                        // Boxed: this cold path would otherwise be the largest
+                        // state of every item's future, which is moved (and,
+                        // when concurrent, pushed) once per item.
+                        ::std::boxed::Box::pin($crate::stream::scope::call_release_after_panic!(
+                            span, $index, handle, resource
+                        ))
+                        .await;
+                        ::std::panic::resume_unwind(panic)
+                    }
+                };
+                $(
+                    let Ok(used) = used else {
+                        let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
+                        let released = $crate::trace::instrument!(
+                            span,
+                            $crate::AsyncAcquire::release(
+                                handle,
+                                resource,
+                                $crate::Outcome::Cancelled
                             )
-                            .await;
-                            $crate::trace::released!(
-                                span,
-                                &released,
-                                $crate::Outcome::Cancelled,
-                                $index
-                            );
-                            break 'scope $cancel.cancelled($index, released.err());
-                        };
-                        if used.is_err() {
-                            $cancel.failed($index);
-                        }
-                    )?
-                    $crate::trace::body_result!(span, &used, $index);
-                    let outcome = $crate::scope::outcome_of(&used);
-                    let released = $crate::trace::instrument!(
-                        span,
-                        $crate::AsyncAcquire::release(handle, resource, outcome)
-                    )
-                    .await;
-                    $crate::trace::released!(span, &released, outcome, $index);
-                    $crate::scope::conclude(used, released, $index)
-                }
-                Err(panic) => {
-                    $crate::trace::body_panicked!(span, $index);
-                    // A panic cancels the other items at once, fail-fast or
-                    // not, and is the one that resumes.
-                    $( $cancel.fail($index); )?
-                    // Boxed: this cold path would otherwise be the largest state
-                    // of every item's future, which is moved (and, when
-                    // concurrent, pushed) once per item.
-                    ::std::boxed::Box::pin($crate::stream::scope::call_release_after_panic!(
-                        span, $index, handle, resource
-                    ))
-                    .await;
-                    ::std::panic::resume_unwind(panic)
-                }
-            }
+                        )
+                        .await;
+                        $crate::trace::released!(
+                            span,
+                            &released,
+                            $crate::Outcome::Cancelled,
+                            $index
+                        );
+                        break 'scope $cancel.cancelled($index, released.err());
+                    };
+                    if used.is_err() {
+                        $cancel.failed($index);
+                    }
+                )?
+                used
+            };
+            let (handle, resource) = ::scopeguard::ScopeGuard::into_inner(guard);
+            $crate::trace::body_result!(span, &used, $index);
+            let outcome = $crate::scope::outcome_of(&used);
+            let released = $crate::trace::instrument!(
+                span,
+                $crate::AsyncAcquire::release(handle, resource, outcome)
+            )
+            .await;
+            $crate::trace::released!(span, &released, outcome, $index);
+            $crate::scope::conclude(used, released, $index)
         }
+    };
+}
+
+/// `$future`, raced against the cancellation `$cancel` when one is given (a
+/// concurrent adapter's item): an expression, not a `let`, so that the future
+/// is stored once in the scope's state machine (a local moved into an
+/// `.await` keeps its own slot there, and the item futures of the concurrent
+/// adapters are moved, and allocated, once per item).
+macro_rules! raced {
+    ($future:expr) => {
+        $future
+    };
+    ($future:expr, $cancel:ident) => {
+        $cancel.race($future)
     };
 }
 
@@ -460,4 +361,4 @@ macro_rules! by_release {
         }
     };
 }
-pub(crate) use {by_release, call_drop_after_panic, call_release_after_panic, scope};
+pub(crate) use {by_release, call_drop_after_panic, call_release_after_panic, raced, scope};

@@ -8,7 +8,7 @@ use futures_util::StreamExt as _;
 use futures_util::future::Either;
 
 use super::concurrent::{Drive, InFlight};
-use super::scope::Siblings;
+use super::cancel::Cancellation;
 use crate::{Failures, ScopedError};
 
 /// The stream of a concurrent mapping adapter
@@ -121,11 +121,11 @@ pub trait ScopedStream<T, A, U, R>:
     }
 }
 
-impl<St, Set, S, F, T, A, U, R, const FAIL_FAST: bool> ScopedStream<T, A, U, R>
-    for Drive<St, Set, S, Siblings<FAIL_FAST>>
+impl<St, Set, S, F, C, T, A, U, R> ScopedStream<T, A, U, R> for Drive<St, Set, S, C>
 where
+    C: Cancellation,
     St: futures_util::Stream,
-    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
+    S: FnMut(St::Item, usize) -> F,
     F: Future<Output = Result<T, ScopedError<A, U, R>>>,
     Set: InFlight<F>,
 {
@@ -154,6 +154,6 @@ mod sealed {
 
     pub trait Sealed {}
 
-    impl<St, Set, S, Sib> Sealed for Drive<St, Set, S, Sib> {}
+    impl<St, Set, S, C> Sealed for Drive<St, Set, S, C> {}
     impl<L: Sealed, R: Sealed> Sealed for Either<L, R> {}
 }

@@ -25,11 +25,12 @@ use futures_util::future::Map;
 use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use tokio::runtime::Handle;
 use tokio::task::JoinError;
-use tokio_util::task::AbortOnDropHandle;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use super::ScopedStream;
 use super::concurrent::{self, CompletionOrder, InputOrder, Order};
-use super::scope::{AsyncScopeError, Siblings, by_release, scope};
+use super::cancel::Siblings;
+use super::scope::{AsyncScopeError, by_release, scope};
 use crate::spawn::{Sending, SpawnAcquire, SpawnBody, call_body};
 use crate::Failures;
 
@@ -49,11 +50,12 @@ type Task<Out> = Map<AbortOnDropHandle<Out>, fn(Joined<Out>) -> Out>;
 fn spawn_each<O, St, S, F, const FAIL_FAST: bool>(
     stream: St,
     limit: NonZeroUsize,
+    tracker: Option<TaskTracker>,
     mut task: S,
 ) -> concurrent::Drive<
     St,
     <O as Order>::Set<Task<F::Output>>,
-    impl FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> Task<F::Output>,
+    impl FnMut(St::Item, usize) -> Task<F::Output>,
     Siblings<FAIL_FAST>,
 >
 where
@@ -64,17 +66,25 @@ where
     F::Output: Send + 'static,
 {
     let mut runtime = None;
-    concurrent::drive::<O, _, _, Task<F::Output>, FAIL_FAST>(
+    // Shared by the engine and every task: the tasks run on any thread.
+    let siblings = Siblings::default();
+    concurrent::drive::<O, _, _, Task<F::Output>, _>(
         stream,
         limit,
-        Siblings::default(),
-        move |item, index, siblings: &Siblings<FAIL_FAST>| {
+        siblings.clone(),
+        move |item, index| {
             let runtime: &Handle = runtime.get_or_insert_with(current_runtime);
-            let task = task(item, index, siblings);
+            let task = task(item, index, &siblings);
             // Spawned items log to the caller's subscriber, not the worker's default.
             #[cfg(feature = "tracing")]
             let task = tracing::instrument::WithSubscriber::with_current_subscriber(task);
-            AbortOnDropHandle::new(runtime.spawn(task)).map(output as fn(_) -> _)
+            let handle = match &tracker {
+                // Tracked until the runtime drops the task: an aborted task
+                // hands its release over (tracked too) only then.
+                Some(tracker) => runtime.spawn(tracker.track_future(task)),
+                None => runtime.spawn(task),
+            };
+            AbortOnDropHandle::new(handle).map(output as fn(_) -> _)
         },
     )
 }
@@ -140,6 +150,7 @@ where
             spawn_each::<InputOrder, _, _, _, false>(
                 stream,
                 limit,
+                acquire.task_tracker().cloned(),
                 move |item, index, siblings: &Siblings<false>| {
                     let (acquire, body, siblings) =
                         (Sending(acquire.clone()), body.clone(), siblings.clone());
@@ -172,6 +183,7 @@ where
 {
     macro_rules! run {
         ($path:ident) => {{
+            let tracker = acquire.task_tracker().cloned();
             // Fail-fast: the task whose acquire or body fails cancels the
             // others (and the engine pulls no more) before its release.
             let start = move |item, index, siblings: &Siblings<true>| {
@@ -184,7 +196,7 @@ where
             };
             async move {
                 let mut tasks = pin!(spawn_each::<CompletionOrder, _, _, _, true>(
-                    stream, limit, start
+                    stream, limit, tracker, start
                 ));
                 let mut failures = None;
                 while let Some(finished) = tasks.next().await {
