@@ -74,38 +74,37 @@ impl Cancellation for Local {
     }
 }
 
-/// What the engine and the items it is polling tell each other.
+/// What the items an engine is polling told it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Polled {
-    /// The items are cancelled.
-    cancelled: bool,
     /// The first item that failed (fail-fast) or panicked in this poll.
     pub(super) failure: Option<usize>,
 }
 
+// What the engine polling its items on this thread and those items tell each
+// other, in one word (it is written twice and read at least twice per item):
+// `NOT_CANCELLED`, `CANCELLED`, or `FAILED + index` — cancelled because the
+// item at `index` failed in this poll.
+const NOT_CANCELLED: usize = 0;
+const CANCELLED: usize = 1;
+const FAILED: usize = 2;
+
 std::thread_local! {
-    /// The `Polled` of the engine polling its items on this thread.
-    static POLLED: Cell<Polled> = const {
-        Cell::new(Polled {
-            cancelled: false,
-            failure: None,
-        })
-    };
+    static POLLED: Cell<usize> = const { Cell::new(NOT_CANCELLED) };
 }
 
 /// Runs `poll` — the engine polling its items — with the items told whether
 /// they are `cancelled`, and returns what they reported. The previous state is
 /// restored afterwards (also if `poll` unwinds): an item's body may itself run
 /// a concurrent adapter.
+#[inline]
 pub(super) fn polling<R>(cancelled: bool, poll: impl FnOnce() -> R) -> (R, Polled) {
-    let outer = POLLED.replace(Polled {
-        cancelled,
-        failure: None,
-    });
+    let outer = POLLED.replace(if cancelled { CANCELLED } else { NOT_CANCELLED });
     let restore = scopeguard::guard(outer, |outer| POLLED.set(outer));
     let polled = poll();
-    let reported = POLLED.replace(scopeguard::ScopeGuard::into_inner(restore));
-    (polled, reported)
+    let told = POLLED.replace(scopeguard::ScopeGuard::into_inner(restore));
+    let failure = told.checked_sub(FAILED);
+    (polled, Polled { failure })
 }
 
 /// The scope's side for an item polled by the engine ([`polling`]).
@@ -116,7 +115,7 @@ impl<const FAIL_FAST: bool> Engine<FAIL_FAST> {
     /// Whether the items are cancelled.
     #[inline]
     pub(crate) fn is_cancelled(self) -> bool {
-        POLLED.get().cancelled
+        POLLED.get() != NOT_CANCELLED
     }
 
     /// A step of item `index` failed: a fail-fast adapter cancels the items.
@@ -130,10 +129,10 @@ impl<const FAIL_FAST: bool> Engine<FAIL_FAST> {
     /// Cancels the items because item `index` failed (or panicked).
     #[cold]
     pub(crate) fn fail(self, index: usize) {
-        let mut polled = POLLED.get();
-        polled.cancelled = true;
-        polled.failure.get_or_insert(index);
-        POLLED.set(polled);
+        // The first failure of the poll is kept.
+        if POLLED.get() < FAILED {
+            POLLED.set(index.saturating_add(FAILED));
+        }
     }
 
     /// Runs `work` until it ends (`Ok`) or the items are cancelled (`Err`).
@@ -176,7 +175,7 @@ impl<F: Future> Future for EngineRace<F> {
         // The work first: a step that is ready costs no more than it did.
         match self.project().work.poll(cx) {
             Poll::Ready(output) => Poll::Ready(Ok(output)),
-            Poll::Pending if POLLED.get().cancelled => Poll::Ready(Err(Cancelled)),
+            Poll::Pending if POLLED.get() != NOT_CANCELLED => Poll::Ready(Err(Cancelled)),
             Poll::Pending => Poll::Pending,
         }
     }
