@@ -5,6 +5,10 @@
 //! - [Replacing manual loops](#replacing-manual-loops): five loops that compile,
 //!   pass their tests and still hoard resources or lose errors, each beside its
 //!   replacement.
+//! - [When an item fails: structured concurrency](#when-an-item-fails-structured-concurrency):
+//!   what the concurrent adapters do at a failure, a panic or a drop, and how
+//!   to [retry after a timeout](#retrying-after-a-timeout) without racing a
+//!   pending close.
 //! - [Running inside `tokio::spawn`](#running-inside-tokiospawn): which closures
 //!   keep an adapter's future `Send`, the errors rustc gives when they do not,
 //!   and the fixes.
@@ -393,6 +397,128 @@
 //! # fn main() {}
 //! ```
 //!
+//! # When an item fails: structured concurrency
+//!
+//! The concurrent adapters keep the promise of the sequential ones — every
+//! release completes, every error reaches the caller — also when one of several
+//! items in flight fails, panics, or the adapter is dropped. As in
+//! `try_for_each_concurrent`, cats-effect's `parTraverseN` and Trio's nurseries,
+//! the items in flight are the adapter's children: it does not return before
+//! they have ended.
+//!
+//! - **Stop at once.** A fail-fast adapter
+//!   ([`for_each_scoped_concurrent`](crate::ScopedStreamExt::for_each_scoped_concurrent),
+//!   [`for_each_scoped_spawned`],
+//!   [`try_collect_all`](crate::ScopedStream::try_collect_all)) acquires nothing
+//!   after the moment an acquire or a body fails — not after that item's
+//!   release, which may take a while.
+//! - **Cancel the siblings.** The bodies (and acquires) in flight are dropped
+//!   at their current `.await`, and each one's resource released, told
+//!   [`Outcome::Cancelled`](crate::Outcome::Cancelled) (roll back, don't
+//!   commit); the adapter returns once every release has completed. A release
+//!   that has started is never cut off.
+//! - **Keep every error.** The error is [`Failures`](crate::Failures): the
+//!   first failure, with every other failure of the items that were in flight —
+//!   a body that failed at the same moment, a release that failed or timed
+//!   out (a cancelled item's as [`ScopedError::Cancelled`](crate::ScopedError::Cancelled)).
+//! - **Panics wait too.** A body's panic cancels the others, waits for every
+//!   release, then resumes. Polled again after that, a concurrent stream panics
+//!   ("polled after a panic") — it never waits forever. A resource released by
+//!   `Drop` whose `Drop` panics while a body's panic unwinds does not abort the
+//!   process, and one panicking `Drop` among the resources of a dropped adapter
+//!   does not keep the others from being dropped.
+//! - **Dropping is cancellation too.** A dropped adapter (a timeout, a
+//!   `select!`) cannot await anything: each resource goes to its `Drop`, or,
+//!   with [`spawn_on_cancel`]
+//!   (feature `tokio`), its release is handed to the runtime — also a release
+//!   that was already running.
+//!
+//! The mapping streams do not stop at an error: each item yields its own
+//! `Result`. Stopping early by dropping them (`try_collect` does, at the first
+//! `Err`) abandons the releases in flight; [`ScopedStream::try_collect_all`](crate::ScopedStream::try_collect_all)
+//! stops at the first error *and* waits:
+//!
+//! ```
+//! use futures::stream;
+//! use loopscope::prelude::*;
+//!
+//! # futures::executor::block_on(async {
+//! let failures = stream::iter(["a.csv", "b.csv", "broken", "d.csv"])
+//!     .try_map_scoped_unordered(
+//!         2,
+//!         async |name: &str| {
+//!             if name == "broken" { Err(format!("cannot open {name}")) } else { Ok(name.len()) }
+//!         },
+//!         async |size: &mut usize| Ok::<_, String>(*size),
+//!     )
+//!     .try_collect_all::<Vec<usize>>()
+//!     .await
+//!     .unwrap_err();
+//! // Every release had completed when the error came back.
+//! assert_eq!(failures.index(), 2);
+//! assert_eq!(failures.to_string(), "failed to acquire the resource for item 2");
+//! # });
+//! ```
+//!
+//! ## Retrying after a timeout
+//!
+//! A dropped adapter hands its async releases to the runtime
+//! ([`spawn_on_cancel`]): they
+//! complete, but after the drop. On an exclusive resource — a single database
+//! connection, a lock file, a port — a caller that retries at once races them
+//! and finds the resource still busy. Track the handed-over releases with a
+//! tokio-util [`TaskTracker`]
+//! ([`spawn_on_cancel_in`]), and
+//! wait for them before the retry:
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use futures::stream;
+//! use loopscope::prelude::*;
+//! use tokio::sync::Semaphore;
+//! use tokio_util::task::TaskTracker;
+//!
+//! // One connection: whoever holds the permit holds it.
+//! let connection = Arc::new(Semaphore::new(1));
+//! let tracker = TaskTracker::new();
+//! let exclusive = async_bracket({
+//!     let connection = Arc::clone(&connection);
+//!     async move |_job: u32| connection.clone().try_acquire_owned().map_err(|_| "busy")
+//! })
+//! .release(|permit| async move {
+//!     tokio::time::sleep(Duration::from_millis(20)).await; // a slow close
+//!     drop(permit);
+//!     Ok::<_, &str>(())
+//! })
+//! .spawn_on_cancel_in(&tracker);
+//!
+//! for attempt in 1..=3 {
+//!     let work = stream::iter([attempt]).for_each_scoped(exclusive.clone(), async |_permit| {
+//!         tokio::time::sleep(Duration::from_millis(if attempt < 3 { 50 } else { 1 })).await;
+//!         Ok::<_, &str>(())
+//!     });
+//!     match tokio::time::timeout(Duration::from_millis(10 * attempt as u64 + 10), work).await {
+//!         Ok(done) => {
+//!             done.expect("the connection was free");
+//!             break;
+//!         }
+//!         Err(_timed_out) => {
+//!             // The close was handed over: wait for it before retrying.
+//!             tracker.close();
+//!             tracker.wait().await;
+//!             tracker.reopen();
+//!         }
+//!     }
+//! }
+//! # }
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Running inside `tokio::spawn`
 //!
 //! Every adapter's future or stream is `Send` when its input, its resources and
@@ -624,6 +750,7 @@
 //! [`tracing`]: https://docs.rs/tracing
 //! [`ScopedError`]: crate::ScopedError
 //! [`Outcome`]: crate::Outcome
+//! [`TaskTracker`]: https://docs.rs/tokio-util/0.7/tokio_util/task/task_tracker/struct.TaskTracker.html
 //
 // The test kit's items exist only with the `testing` feature: without it, link
 // to their docs.rs pages, so that `cargo doc` with any features has no broken
@@ -638,9 +765,9 @@
 )]
 #![cfg_attr(
     feature = "tokio",
-    doc = "[`SpawnAcquire`]: crate::SpawnAcquire\n[`SpawnBody`]: crate::SpawnBody"
+    doc = "[`SpawnAcquire`]: crate::SpawnAcquire\n[`SpawnBody`]: crate::SpawnBody\n[`for_each_scoped_spawned`]: crate::ScopedStreamExt::for_each_scoped_spawned\n[`spawn_on_cancel`]: crate::AsyncWithRelease::spawn_on_cancel\n[`spawn_on_cancel_in`]: crate::AsyncWithRelease::spawn_on_cancel_in"
 )]
 #![cfg_attr(
     not(feature = "tokio"),
-    doc = "[`SpawnAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.SpawnAcquire.html\n[`SpawnBody`]: https://docs.rs/loopscope/0.1/loopscope/trait.SpawnBody.html"
+    doc = "[`SpawnAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.SpawnAcquire.html\n[`SpawnBody`]: https://docs.rs/loopscope/0.1/loopscope/trait.SpawnBody.html\n[`for_each_scoped_spawned`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.for_each_scoped_spawned\n[`spawn_on_cancel`]: https://docs.rs/loopscope/0.1/loopscope/struct.AsyncWithRelease.html#method.spawn_on_cancel\n[`spawn_on_cancel_in`]: https://docs.rs/loopscope/0.1/loopscope/struct.AsyncWithRelease.html#method.spawn_on_cancel_in"
 )]

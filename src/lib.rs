@@ -213,9 +213,9 @@ pub use self::{
 /// assert_eq!(total, 30);
 /// ```
 pub mod prelude {
-    pub use crate::{ScopedError, ScopedIterExt, both, bracket};
     #[cfg(feature = "stream")]
     pub use crate::{Failures, ScopedStream, ScopedStreamExt, async_bracket};
+    pub use crate::{ScopedError, ScopedIterExt, both, bracket};
 }
 
 // Runs the README's code blocks as doctests, so the README cannot drift from the API.

@@ -305,11 +305,7 @@ where
 impl<A, R, F> SpawnOnCancel<A, R, F> {
     /// The release of `resource`, handed to the runtime if it is dropped
     /// before it completes.
-    fn release_handing_off(
-        self,
-        resource: R,
-        outcome: Outcome,
-    ) -> HandOff<F::Future, F::Error>
+    fn release_handing_off(self, resource: R, outcome: Outcome) -> HandOff<F::Future, F::Error>
     where
         F: AsyncRelease<R>,
         F::Future: Send + 'static,

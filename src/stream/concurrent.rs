@@ -186,7 +186,9 @@ impl<F: Future> InFlight<F> for Unordered<F> {
     }
 
     fn wake_all(&mut self) {
-        Pin::new(&mut self.running).iter_pin_mut().for_each(Slot::wake);
+        Pin::new(&mut self.running)
+            .iter_pin_mut()
+            .for_each(Slot::wake);
     }
 }
 

@@ -14,10 +14,10 @@ use core::pin::pin;
 
 use futures_util::{Stream, StreamExt as _};
 
-pub use self::scoped_stream::ScopedStream;
-use self::concurrent::{CompletionOrder, InputOrder, Order};
 use self::cancel::{Engine, Local};
+use self::concurrent::{CompletionOrder, InputOrder, Order};
 use self::scope::{AsyncScopeError, by_release, scope};
+pub use self::scoped_stream::ScopedStream;
 use self::try_map_scoped::TryMapScoped;
 use crate::{AsyncAcquire, Failures};
 #[cfg(feature = "tokio")]
@@ -316,8 +316,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///
     /// If the future is dropped mid-way (a timeout, `select!`), every resource
     /// in flight is released by its `Drop`, or by
-    /// [`AsyncAcquire::release_on_cancel`] (with
-    /// [`spawn_on_cancel`](crate::AsyncWithRelease::spawn_on_cancel), feature
+    /// [`AsyncAcquire::release_on_cancel`] (with `spawn_on_cancel`, feature
     /// `tokio`: a release already running is handed to the runtime and
     /// completes). A panic in one resource's `Drop` does not keep the others
     /// from being dropped; it resumes afterwards.
@@ -420,17 +419,39 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// yielded, and every error carries the item's index. It does not stop at an
     /// error: each item yields one `Result`. As with `buffered`, the items in
     /// flight make progress only while the stream is polled. When the stream
-    /// ends, every release has completed; if it is dropped mid-way, every resource
-    /// in flight is released by its `Drop` (or
-    /// [`AsyncAcquire::release_on_cancel`]).
+    /// ends, every release has completed.
+    ///
+    /// Unlike `buffered`, `limit` counts live *resources*, not results: an item
+    /// that has finished (its resource released) while an earlier one still
+    /// runs waits for its turn without holding a slot, so a slow item at the
+    /// head does not slow the rest. At most 32 × `limit` finished results wait;
+    /// beyond that nothing more is acquired until the head finishes.
     ///
     /// `acquire` and `body` are as for
     /// [`for_each_scoped_concurrent`](Self::for_each_scoped_concurrent).
     ///
+    /// # Stopping early
+    ///
+    /// `try_collect` returns at the first `Err` and drops the stream: the items
+    /// in flight are then cancelled without their async releases being awaited
+    /// (each resource goes to its `Drop`, or to
+    /// [`AsyncAcquire::release_on_cancel`]). To stop at the first error *and*
+    /// wait for every release, use [`ScopedStream::try_collect_all`] — or
+    /// [`ScopedStream::stop`] the stream and poll it to its end.
+    ///
+    /// # Cancellation
+    ///
+    /// If the stream is dropped mid-way, every resource in flight is released
+    /// by its `Drop` (or [`AsyncAcquire::release_on_cancel`]); a panic of one
+    /// resource's `Drop` does not keep the others from being dropped, and
+    /// resumes afterwards.
+    ///
     /// # Panics
     ///
-    /// When `limit` is 0. When a body panics, its release is awaited and the panic
-    /// resumes out of `poll_next`.
+    /// When `limit` is 0. When a body panics, the other items are cancelled,
+    /// every release (its own included) is awaited, and the panic resumes out of
+    /// `poll_next`; polled again after that, the stream panics ("polled after a
+    /// panic") rather than wait forever.
     ///
     /// # Examples
     ///
@@ -469,14 +490,17 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// yields each result as soon as its item is done (completion order).
     ///
     /// Similar to `stream.map(..).buffer_unordered(limit)`, with the same
-    /// guarantees as [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent).
+    /// guarantees as [`try_map_scoped_concurrent`](Self::try_map_scoped_concurrent):
+    /// stop it early with [`ScopedStream::try_collect_all`] or
+    /// [`ScopedStream::stop`], not by dropping it, to wait for the releases.
     /// Use [`ScopedError::index`](crate::ScopedError::index) (or put the index in
     /// `T`) to tell the results apart.
     ///
     /// # Panics
     ///
-    /// When `limit` is 0. When a body panics, its release is awaited and the panic
-    /// resumes out of `poll_next`.
+    /// When `limit` is 0. When a body panics, the other items are cancelled,
+    /// every release is awaited, and the panic resumes out of `poll_next`;
+    /// polled again after that, the stream panics.
     ///
     /// # Examples
     ///
@@ -532,7 +556,9 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// live resources, and at most `limit` finished results waiting for the
     /// consumer — and `limit` do when the stream and the items allow it. Results
     /// come in input order, one `Result` per item, as with `buffered`; the stream
-    /// does not stop at an error. When it ends, every release has completed.
+    /// does not stop at an error (stop it with [`ScopedStream::try_collect_all`]
+    /// or [`ScopedStream::stop`], which wait for the releases). When it ends,
+    /// every release has completed.
     ///
     /// Prefer it when the consumer is slow and the resources are scarce (pooled
     /// connections, file descriptors, locks), or when the bodies do CPU work
@@ -563,7 +589,10 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// [`.spawn_on_cancel()`](crate::AsyncWithRelease::spawn_on_cancel) spawned
     /// on the runtime, where the runtime drops the aborted task — right after
     /// the drop, not during it; a task being polled at that moment finishes
-    /// that poll first.
+    /// that poll first. With
+    /// [`.spawn_on_cancel_in(&tracker)`](crate::AsyncWithRelease::spawn_on_cancel_in),
+    /// the tasks themselves are tracked too, so that `tracker.wait()` also
+    /// waits for the aborted tasks to hand their releases over.
     ///
     /// `acquire` is any [`SpawnAcquire`] — every async closure and bracket whose
     /// futures are `Send` — and `body` an async closure
@@ -575,8 +604,9 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///
     /// When `limit` is 0. When it pulls its first item outside a tokio runtime
     /// (its tasks run with that runtime's handle). When a body panics, its
-    /// resource is released inside its task and the panic resumes out of
-    /// `poll_next`.
+    /// resource is released inside its task, the other tasks' bodies are
+    /// cancelled and their releases awaited, and the panic resumes out of
+    /// `poll_next`; polled again after that, the stream panics.
     ///
     /// # Examples
     ///
@@ -642,13 +672,15 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// be; here the values of `body` are dropped in their task, so they need
     /// not be `Send`.
     ///
-    /// Fail-fast, with quiescence: at the first error no new item is pulled or
-    /// acquired (tasks that had not acquired yet skip their item; on a
-    /// multi-thread runtime a task running on another worker at that very
-    /// instant may already be starting its acquire), the tasks
-    /// already running finish — bodies and releases — and only then the first
-    /// error is returned; the errors of the other tasks are dropped. So when the
-    /// future completes, `Ok` or `Err`, every release has completed. Dropping the
+    /// Fail-fast, with structured concurrency, as
+    /// [`for_each_scoped_concurrent`](Self::for_each_scoped_concurrent): the
+    /// moment a task's acquire or body fails, no new item is pulled or acquired
+    /// (on a multi-thread runtime a task running on another worker at that very
+    /// instant may already be starting its acquire), the other tasks' bodies are
+    /// cancelled and their releases awaited (told
+    /// [`Outcome::Cancelled`](crate::Outcome::Cancelled)), and only then the
+    /// error is returned, with every other failure. So when the future
+    /// completes, `Ok` or `Err`, every release has completed. Dropping the
     /// future aborts the tasks in flight, whose resources are then released by
     /// `Drop` (or [`AsyncAcquire::release_on_cancel`]) where the runtime drops
     /// the aborted tasks, right after the drop.
@@ -656,14 +688,15 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// # Panics
     ///
     /// When `limit` is 0. When it pulls its first item outside a tokio runtime.
-    /// When a body panics: its resource is released inside its task, no new item is pulled,
-    /// the other tasks finish as after an error, and then the panic resumes (a
-    /// panic wins over an error).
+    /// When a body panics: its resource is released inside its task, no new
+    /// item is pulled, the other tasks are cancelled as after an error, and
+    /// then the panic resumes (a panic wins over an error).
     ///
     /// # Errors
     ///
-    /// The first failure to reach the adapter, as a
-    /// [`ScopedError`](crate::ScopedError) with the item's index.
+    /// [`Failures`](crate::Failures): the first failure, as a
+    /// [`ScopedError`](crate::ScopedError) with the item's index, and every other
+    /// failure of the tasks that were in flight.
     ///
     /// # Examples
     ///

@@ -65,7 +65,9 @@ macro_rules! call_release_after_panic {
 #[cfg(not(feature = "tracing"))]
 #[cold]
 pub(crate) fn drop_after_panic<R>(resource: R, panic: Box<dyn core::any::Any + Send>) -> ! {
-    drop(std::panic::catch_unwind(AssertUnwindSafe(move || drop(resource))));
+    drop(std::panic::catch_unwind(AssertUnwindSafe(move || {
+        drop(resource)
+    })));
     std::panic::resume_unwind(panic)
 }
 

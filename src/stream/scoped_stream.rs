@@ -7,21 +7,21 @@ use core::pin::{Pin, pin};
 use futures_util::StreamExt as _;
 use futures_util::future::Either;
 
-use super::concurrent::{Drive, InFlight};
 use super::cancel::Cancellation;
+use super::concurrent::{Drive, InFlight};
 use crate::{Failures, ScopedError};
 
 /// The stream of a concurrent mapping adapter
 /// ([`try_map_scoped_concurrent`](crate::ScopedStreamExt::try_map_scoped_concurrent),
 /// [`try_map_scoped_unordered`](crate::ScopedStreamExt::try_map_scoped_unordered),
-/// [`try_map_scoped_spawned`](crate::ScopedStreamExt::try_map_scoped_spawned)):
+/// and, with the `tokio` feature, `try_map_scoped_spawned`):
 /// a stream of `Result<T, ScopedError<A, U, R>>` that can be stopped without
 /// abandoning a release.
 ///
 /// Dropping such a stream early — as `try_collect` does at the first `Err` —
 /// cancels the items in flight, but cannot *await* their async releases: they
-/// are dropped (or handed to the runtime, with
-/// [`spawn_on_cancel`](crate::AsyncWithRelease::spawn_on_cancel)). To stop
+/// are dropped (or handed to the runtime, with `spawn_on_cancel`, feature
+/// `tokio`). To stop
 /// and wait, [`stop`](ScopedStream::stop) the stream and poll it to its end, or
 /// collect it with [`try_collect_all`](ScopedStream::try_collect_all), the
 /// fail-fast collect that does both.

@@ -28,11 +28,11 @@ use tokio::task::JoinError;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
 use super::ScopedStream;
-use super::concurrent::{self, CompletionOrder, InputOrder, Order};
 use super::cancel::Siblings;
+use super::concurrent::{self, CompletionOrder, InputOrder, Order};
 use super::scope::{AsyncScopeError, by_release, scope};
-use crate::spawn::{Sending, SpawnAcquire, SpawnBody, call_body};
 use crate::Failures;
+use crate::spawn::{Sending, SpawnAcquire, SpawnBody, call_body};
 
 /// The output of a task, or how it failed to give one.
 type Joined<Out> = Result<Out, JoinError>;
