@@ -416,6 +416,78 @@ fn tokio_benches(c: &mut Criterion, fixture: &Fixture) {
     }
     #[cfg(feature = "tokio")]
     spawned_benches(c, &runtime, fixture);
+    slow_head::bench(c, &runtime);
+}
+
+/// Input order with a slow head: 51 items, a limit of 2, item 0 taking 100 ms
+/// and the others 1 ms (each a timer sleep in the body). `buffered(2)` holds a
+/// slot for every finished result waiting behind item 0, so the other slot
+/// alone works through the 50 quick items after item 0 ends (about 155 ms);
+/// `try_map_scoped_concurrent(2, ..)` frees the slot of a finished item
+/// (its resource is released), so it runs them meanwhile and takes about as
+/// long as `try_map_scoped_unordered(2, ..)` (about 100 ms).
+mod slow_head {
+    use super::*;
+
+    const ITEMS: u64 = 51;
+    const LIMIT: usize = 2;
+
+    async fn work(item: u64) -> u64 {
+        let millis = if item == 0 { 100 } else { 1 };
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        item
+    }
+
+    fn buffered(runtime: &tokio::runtime::Runtime) -> u64 {
+        runtime.block_on(async {
+            stream::iter(0..ITEMS)
+                .map(async |item| Ok::<_, ()>(work(item).await))
+                .buffered(LIMIT)
+                .fold(0, async |sum, value| sum + value.expect("no item fails"))
+                .await
+        })
+    }
+
+    fn concurrent(runtime: &tokio::runtime::Runtime) -> u64 {
+        runtime.block_on(async {
+            stream::iter(0..ITEMS)
+                .try_map_scoped_concurrent(
+                    LIMIT,
+                    async |item: u64| Ok::<_, ()>(item),
+                    async |item: &mut u64| Ok::<_, ()>(work(*item).await),
+                )
+                .fold(0, async |sum, value| sum + value.expect("no item fails"))
+                .await
+        })
+    }
+
+    fn unordered(runtime: &tokio::runtime::Runtime) -> u64 {
+        runtime.block_on(async {
+            stream::iter(0..ITEMS)
+                .try_map_scoped_unordered(
+                    LIMIT,
+                    async |item: u64| Ok::<_, ()>(item),
+                    async |item: &mut u64| Ok::<_, ()>(work(*item).await),
+                )
+                .fold(0, async |sum, value| sum + value.expect("no item fails"))
+                .await
+        })
+    }
+
+    pub fn bench(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
+        let mut group = c.benchmark_group("tokio_slow_head_map");
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(3));
+        let variants: [(&str, fn(&tokio::runtime::Runtime) -> u64); 3] = [
+            ("buffered", buffered),
+            ("try_map_scoped_concurrent", concurrent),
+            ("try_map_scoped_unordered", unordered),
+        ];
+        for (variant, run) in variants {
+            group.bench_function(variant, |b| b.iter(|| run(runtime)));
+        }
+        group.finish();
+    }
 }
 
 /// A spawned workload: `JoinSet` + `Semaphore`, `for_each_scoped_spawned` and
