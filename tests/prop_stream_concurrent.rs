@@ -23,6 +23,9 @@ mod cases;
 
 mod common;
 
+#[path = "common/inputs.rs"]
+mod inputs;
+
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -42,12 +45,13 @@ use common::{
 };
 use futures::executor::block_on;
 use futures::stream::{self, Stream, StreamExt as _};
+use inputs::{Feeder, Stutter, drive_fed, fed, run_until_stalled, within_time_limit};
 use loopscope::prelude::*;
 use loopscope::testing::{
     InjectedFault, Step, Tracked, Tracker, try_cancel_at_every_poll,
     try_cancel_stream_at_every_poll, yield_n,
 };
-use loopscope::{AsyncAcquire, Failures, ScopedError};
+use loopscope::{AsyncAcquire, Failures, Outcome, ScopedError, SpawnAcquire, SpawnBody};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -57,6 +61,72 @@ const MAX_YIELDS: usize = 4;
 /// The concurrency limits drawn.
 fn limits() -> impl Strategy<Value = usize> {
     1_usize..=5
+}
+
+/// Proptest's configuration for `default` cases (see `cases::config`), with
+/// shrinking capped in time: a case that hangs fails after
+/// `inputs::TIME_LIMIT`, and each shrink step that hangs too would cost as
+/// much again.
+fn config(default: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        max_shrink_time: 30_000,
+        ..cases::config(default)
+    }
+}
+
+// ---------------------------------------------------------------- the inputs
+
+/// The input an adapter is given: the items `0..n`, each counted as pulled
+/// when the adapter takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    /// `stream::iter`: never `Pending`.
+    Iter,
+    /// `Pending` `gaps[i]` times before item `i` (and `gaps[n]` times before
+    /// its end), waking itself each time: `inputs::Stutter`.
+    Stutter(Vec<usize>),
+    /// A channel fed as the run goes, item `i` after `gaps[i]` turns of a strict
+    /// executor (at once when the adapter is idle): `inputs::fed`.
+    Fed(Vec<usize>),
+}
+
+/// The pending inputs: `Stutter` or `Fed`, with 0 to 3 `Pending`s (or turns)
+/// before each of the [`MAX_ITEMS`] possible items and before the end.
+fn pending_inputs() -> impl Strategy<Value = Input> {
+    let gaps = || proptest::collection::vec(0_usize..=3, MAX_ITEMS + 1);
+    prop_oneof![gaps().prop_map(Input::Stutter), gaps().prop_map(Input::Fed),]
+}
+
+/// Evaluates `$run` with `$items` bound to the input `$input` over the items of
+/// the harness `$h` (`$n` of them), and `$feeder` to the `Option<&mut Feeder>`
+/// that `run_adapter` takes. A macro because the three inputs have different
+/// types.
+macro_rules! on_input {
+    ($input:expr, $h:expr, $n:expr, |$items:ident, $feeder:ident| $run:expr) => {
+        match $input {
+            Input::Iter => {
+                let $items = stream::iter($h.items());
+                let $feeder: Option<&mut Feeder> = None;
+                $run
+            }
+            Input::Stutter(gaps) => {
+                let $items = Stutter::new($h.items(), gaps.clone());
+                let $feeder: Option<&mut Feeder> = None;
+                $run
+            }
+            Input::Fed(gaps) => {
+                let (mut feeder, receiver) = fed($n, gaps.clone());
+                let mut pulled = $h.items();
+                let $items = receiver.map(move |()| {
+                    pulled
+                        .next()
+                        .expect("the feeder sends no more items than the input has")
+                });
+                let $feeder = Some(&mut feeder);
+                $run
+            }
+        }
+    };
 }
 
 // ---------------------------------------------------------------- the harness
@@ -135,11 +205,15 @@ struct Ran<T, E> {
     panicked: Option<InjectedFault>,
 }
 
-/// Builds the adapter, calls `lazy` before its first poll, and runs it on
-/// `block_on` to its end or to a panic (a stream: `next()` until `None`, calling
-/// `on_yield` with each item); then drops it.
+/// Builds the adapter, calls `lazy` before its first poll, and runs it to its
+/// end or to a panic (a stream: `next()` until `None`, calling `on_yield` with
+/// each item); then drops it. Without a `feeder` it runs on `block_on`; with
+/// one (its input is the feeder's channel) on the strict executor of
+/// `inputs::drive_fed`, which fails the case when the adapter stalls.
+#[allow(clippy::too_many_arguments)]
 fn run_adapter<I, A, B, T, U>(
     items: impl Stream<Item = I>,
+    feeder: Option<&mut Feeder>,
     adapter: Adapter,
     limit: usize,
     acquire: A,
@@ -157,20 +231,48 @@ where
         panicked: None,
     };
     let mut drain = |stream: Pin<&mut DynResults<'_, T, ErrorOf<A, I, U>>>,
+                     feeder: Option<&mut Feeder>,
                      ran: &mut Ran<T, ErrorOf<A, I, U>>|
      -> Result<(), TestCaseError> {
         let mut stream = stream;
-        loop {
-            match catch(|| block_on(stream.next())) {
-                Ok(Some(result)) => {
-                    on_yield(&result)?;
-                    ran.yielded.push(result);
+        let Some(feeder) = feeder else {
+            loop {
+                match catch(|| block_on(stream.next())) {
+                    Ok(Some(result)) => {
+                        on_yield(&result)?;
+                        ran.yielded.push(result);
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(injected) => {
+                        ran.panicked = Some(injected);
+                        return Ok(());
+                    }
                 }
-                Ok(None) => return Ok(()),
-                Err(injected) => {
-                    ran.panicked = Some(injected);
-                    return Ok(());
+            }
+        };
+        let yielded = &mut ran.yielded;
+        let drained = catch(|| {
+            drive_fed(feeder, |cx| {
+                loop {
+                    match stream.as_mut().poll_next(cx) {
+                        Poll::Ready(Some(result)) => {
+                            if let Err(failed) = on_yield(&result) {
+                                return Poll::Ready(Err(failed));
+                            }
+                            yielded.push(result);
+                        }
+                        Poll::Ready(None) => return Poll::Ready(Ok(())),
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
+            })
+        });
+        match drained {
+            Ok(Ok(checked)) => checked,
+            Ok(Err(stalled)) => Err(TestCaseError::fail(stalled)),
+            Err(injected) => {
+                ran.panicked = Some(injected);
+                Ok(())
             }
         }
     };
@@ -178,7 +280,18 @@ where
         Adapter::ForEach => {
             let future = items.for_each_scoped_concurrent(limit, acquire, body);
             lazy()?;
-            match catch(|| block_on(future)) {
+            let returned = match feeder {
+                None => catch(|| block_on(future)),
+                Some(feeder) => {
+                    let mut future = pin!(future);
+                    match catch(|| drive_fed(feeder, |cx| future.as_mut().poll(cx))) {
+                        Ok(Err(stalled)) => return Err(TestCaseError::fail(stalled)),
+                        Ok(Ok(returned)) => Ok(returned),
+                        Err(injected) => Err(injected),
+                    }
+                }
+            };
+            match returned {
                 Ok(result) => ran.returned = Some(result),
                 Err(injected) => ran.panicked = Some(injected),
             }
@@ -186,12 +299,12 @@ where
         Adapter::Ordered => {
             let stream = pin!(items.try_map_scoped_concurrent(limit, acquire, body));
             lazy()?;
-            drain(stream, &mut ran)?;
+            drain(stream, feeder, &mut ran)?;
         }
         Adapter::Unordered => {
             let stream = pin!(items.try_map_scoped_unordered(limit, acquire, body));
             lazy()?;
-            drain(stream, &mut ran)?;
+            drain(stream, feeder, &mut ran)?;
         }
     }
     Ok(ran)
@@ -313,17 +426,19 @@ fn for_each_with(
     scripts: &[ItemScript],
     release: Release,
     limit: usize,
+    input: &Input,
     acquire: impl ScriptedAcquire,
 ) -> Result<(), TestCaseError> {
-    let ran = run_adapter(
-        stream::iter(h.items()),
+    let ran = on_input!(input, h, scripts.len(), |items, feeder| run_adapter(
+        items,
+        feeder,
         Adapter::ForEach,
         limit,
         acquire,
         h.async_body(),
         || check_lazy(h),
         |_| Ok(()),
-    )?;
+    ))?;
     let failures: Vec<Failure> = match ran.returned.expect("for_each returns") {
         Ok(()) => Vec::new(),
         Err(failures) => failures.into_iter().map(failure).collect(),
@@ -356,9 +471,9 @@ fn for_each_with(
     let started: BTreeSet<usize> = h.started().iter().map(|&(index, _)| index).collect();
     let mut failed_at = Vec::new(); // (position of the failing step's end, item)
     let mut must_report = BTreeSet::new();
-    for index in 0..scripts.len() {
+    for (index, &script) in scripts.iter().enumerate() {
         let seen = events_of(&events, index);
-        let model = model_item(index, scripts[index], release);
+        let model = model_item(index, script, release);
         if !started.contains(&index) {
             prop_assert!(seen.is_empty(), "item {} ran without starting", index);
             continue;
@@ -370,7 +485,10 @@ fn for_each_with(
                     Failure::Use { .. } => Event::Body(index),
                     _ => Event::Release(index),
                 };
-                let at = events.iter().position(|&event| event == step).expect("ended");
+                let at = events
+                    .iter()
+                    .position(|&event| event == step)
+                    .expect("ended");
                 failed_at.push((at, index));
                 must_report.insert(index);
             }
@@ -378,7 +496,11 @@ fn for_each_with(
         }
         // Cancelled: the acquire dropped (nothing), or the body dropped and the
         // resource released — by the release call (a bracket) or by `Drop`.
-        prop_assert!(!failures.is_empty(), "item {} cancelled, yet nothing failed", index);
+        prop_assert!(
+            !failures.is_empty(),
+            "item {} cancelled, yet nothing failed",
+            index
+        );
         let acquired = vec![Event::Acquire(index)];
         let released = vec![Event::Acquire(index), Event::Release(index)];
         let cancelled_shape = match release {
@@ -392,15 +514,23 @@ fn for_each_with(
             model.events,
             seen
         );
-        if seen == released && scripts[index].release == Act::Err {
+        if seen == released && script.release == Act::Err {
             must_report.insert(index);
         }
     }
     // Nothing lost: every failure of an item is reported, once.
     let reported: Vec<usize> = failures.iter().map(Failure::index).collect();
     let reported_set: BTreeSet<usize> = reported.iter().copied().collect();
-    prop_assert_eq!(reported.len(), reported_set.len(), "a failure reported twice");
-    prop_assert_eq!(&reported_set, &must_report, "invariant 3: the failures reported");
+    prop_assert_eq!(
+        reported.len(),
+        reported_set.len(),
+        "a failure reported twice"
+    );
+    prop_assert_eq!(
+        &reported_set,
+        &must_report,
+        "invariant 3: the failures reported"
+    );
     for reported in &failures {
         let index = reported.index();
         let model = model_item(index, scripts[index], release);
@@ -448,10 +578,11 @@ fn check_for_each(
     yields: &[Yields],
     release: Release,
     limit: usize,
+    input: &Input,
 ) -> Result<(), TestCaseError> {
     let h = Harness::with_yields(scripts, release, yields);
     with_acquire!(release, h, |acquire| for_each_with(
-        &h, scripts, release, limit, acquire
+        &h, scripts, release, limit, input, acquire
     ))
 }
 
@@ -467,10 +598,12 @@ fn map_with(
     release: Release,
     limit: usize,
     adapter: Adapter,
+    input: &Input,
     acquire: impl ScriptedAcquire,
 ) -> Result<(), TestCaseError> {
-    let ran = run_adapter(
-        stream::iter(h.items()),
+    let ran = on_input!(input, h, scripts.len(), |items, feeder| run_adapter(
+        items,
+        feeder,
         adapter,
         limit,
         acquire,
@@ -489,7 +622,7 @@ fn map_with(
             );
             Ok(())
         },
-    )?;
+    ))?;
     prop_assert!(ran.panicked.is_none());
     let yielded: Vec<Result<Used, Failure>> = ran
         .yielded
@@ -532,10 +665,11 @@ fn check_map(
     release: Release,
     limit: usize,
     adapter: Adapter,
+    input: &Input,
 ) -> Result<(), TestCaseError> {
     let h = Harness::with_yields(scripts, release, yields);
     with_acquire!(release, h, |acquire| map_with(
-        &h, scripts, release, limit, adapter, acquire
+        &h, scripts, release, limit, adapter, input, acquire
     ))
 }
 
@@ -555,6 +689,7 @@ fn check_panics(
     let items = stream::iter(h.items());
     let panicked = with_acquire!(release, h, |acquire| run_adapter(
         items,
+        None,
         adapter,
         limit,
         acquire,
@@ -674,6 +809,7 @@ fn check_peak_reached(
     };
     let ran = run_adapter(
         stream::iter(0..n),
+        None,
         adapter,
         limit,
         acquire,
@@ -945,7 +1081,7 @@ fn release_and_scripts() -> impl Strategy<Value = (Release, Vec<ItemScript>)> {
 }
 
 proptest! {
-    #![proptest_config(cases::config(256))]
+    #![proptest_config(config(256))]
 
     /// Invariants 1–5 for `for_each_scoped_concurrent`: peak ≤ limit; exactly
     /// once; the error is the scripted failure of the first failing item to
@@ -957,7 +1093,9 @@ proptest! {
         yields in yields(MAX_YIELDS),
         limit in limits(),
     ) {
-        check_for_each(&scripts, &yields, release, limit)?;
+        within_time_limit("for_each_concurrent_fails_fast_and_quiesces", move || {
+            check_for_each(&scripts, &yields, release, limit, &Input::Iter)
+        })?;
     }
 
     /// Invariants 1–5 for `try_map_scoped_concurrent`: one result per item, the
@@ -968,7 +1106,9 @@ proptest! {
         yields in yields(MAX_YIELDS),
         limit in limits(),
     ) {
-        check_map(&scripts, &yields, release, limit, Adapter::Ordered)?;
+        within_time_limit("try_map_concurrent_yields_every_result_in_input_order", move || {
+            check_map(&scripts, &yields, release, limit, Adapter::Ordered, &Input::Iter)
+        })?;
     }
 
     /// Invariants 1–5 for `try_map_scoped_unordered`: the same results as a
@@ -979,7 +1119,9 @@ proptest! {
         yields in yields(MAX_YIELDS),
         limit in limits(),
     ) {
-        check_map(&scripts, &yields, release, limit, Adapter::Unordered)?;
+        within_time_limit("try_map_unordered_yields_every_result_in_completion_order", move || {
+            check_map(&scripts, &yields, release, limit, Adapter::Unordered, &Input::Iter)
+        })?;
     }
 
     /// Injected panics in acquire, body or release, for all three adapters: the
@@ -993,7 +1135,9 @@ proptest! {
         limit in limits(),
         adapter in adapters(),
     ) {
-        check_panics(&scripts, &yields, release, limit, adapter)?;
+        within_time_limit("panics_resume_and_release_everything", move || {
+            check_panics(&scripts, &yields, release, limit, adapter)
+        })?;
     }
 
     /// Invariant 1, reached: with bodies that wait until `min(limit, n)` are live,
@@ -1005,7 +1149,9 @@ proptest! {
         yields in yields(MAX_YIELDS),
         adapter in adapters(),
     ) {
-        check_peak_reached(n, limit, &yields, adapter)?;
+        within_time_limit("the_cap_is_reached_when_work_allows", move || {
+            check_peak_reached(n, limit, &yields, adapter)
+        })?;
     }
 
     /// Invariant 1, reached at once: one poll acquires `min(limit, n)` resources.
@@ -1015,14 +1161,16 @@ proptest! {
         limit in limits(),
         adapter in adapters(),
     ) {
-        check_cap_reached_at_the_first_poll(n, limit, adapter)?;
+        within_time_limit("the_cap_is_reached_in_the_first_poll", move || {
+            check_cap_reached_at_the_first_poll(n, limit, adapter)
+        })?;
     }
 }
 
 // Each case of these two runs the adapter once per poll of a full run; the
 // default 256 cases still take well under a second.
 proptest! {
-    #![proptest_config(cases::config(256))]
+    #![proptest_config(config(256))]
 
     /// Invariant 6 (release by `Drop` or an async bracket): each adapter dropped
     /// after every possible number of polls.
@@ -1033,7 +1181,9 @@ proptest! {
         limit in limits(),
         adapter in adapters(),
     ) {
-        check_cancellation(&scripts, &yields, release, limit, adapter)?;
+        within_time_limit("cancelled_at_every_poll_releases_everything", move || {
+            check_cancellation(&scripts, &yields, release, limit, adapter)
+        })?;
     }
 
     /// Invariant 6 with `.spawn_on_cancel()` on a tokio runtime: the async release
@@ -1045,7 +1195,9 @@ proptest! {
         limit in limits(),
         adapter in adapters(),
     ) {
-        check_spawn_on_cancel(&scripts, &yields, limit, adapter)?;
+        within_time_limit("cancelled_at_every_poll_spawns_the_async_releases", move || {
+            check_spawn_on_cancel(&scripts, &yields, limit, adapter)
+        })?;
     }
 }
 
@@ -1073,30 +1225,1748 @@ fn noop_body() -> impl AsyncFnOnce(&mut u8) -> Result<(), ()> + Clone {
 
 #[test]
 fn a_limit_of_0_panics_for_for_each_scoped_concurrent() {
-    assert!(panics_about_the_limit(|| {
-        // Polled too, in case the check were made at the first poll.
-        let _ = block_on(stream::iter([1_u8]).for_each_scoped_concurrent(
-            0,
-            noop_acquire(),
-            noop_body(),
-        ));
-    }));
+    within_time_limit("a_limit_of_0_panics_for_for_each_scoped_concurrent", || {
+        assert!(panics_about_the_limit(|| {
+            // Polled too, in case the check were made at the first poll.
+            let _ = block_on(stream::iter([1_u8]).for_each_scoped_concurrent(
+                0,
+                noop_acquire(),
+                noop_body(),
+            ));
+        }));
+    });
 }
 
 #[test]
 fn a_limit_of_0_panics_for_try_map_scoped_concurrent() {
-    assert!(panics_about_the_limit(|| {
-        let mut results =
-            pin!(stream::iter([1_u8]).try_map_scoped_concurrent(0, noop_acquire(), noop_body()));
-        let _ = block_on(results.next());
-    }));
+    within_time_limit("a_limit_of_0_panics_for_try_map_scoped_concurrent", || {
+        assert!(panics_about_the_limit(|| {
+            let mut results = pin!(stream::iter([1_u8]).try_map_scoped_concurrent(
+                0,
+                noop_acquire(),
+                noop_body()
+            ));
+            let _ = block_on(results.next());
+        }));
+    });
 }
 
 #[test]
 fn a_limit_of_0_panics_for_try_map_scoped_unordered() {
-    assert!(panics_about_the_limit(|| {
-        let mut results =
-            pin!(stream::iter([1_u8]).try_map_scoped_unordered(0, noop_acquire(), noop_body()));
-        let _ = block_on(results.next());
-    }));
+    within_time_limit("a_limit_of_0_panics_for_try_map_scoped_unordered", || {
+        assert!(panics_about_the_limit(|| {
+            let mut results =
+                pin!(stream::iter([1_u8]).try_map_scoped_unordered(0, noop_acquire(), noop_body()));
+            let _ = block_on(results.next());
+        }));
+    });
+}
+
+// ---------------------------------------------------------------- pending inputs
+
+/// Scripts as `release_and_scripts`, or (one case in two) scripts where nothing
+/// fails, so that a fail-fast run goes through the whole input.
+fn release_and_scripts_often_ok() -> impl Strategy<Value = (Release, Vec<ItemScript>)> {
+    let ok = ItemScript {
+        acquire: Act::Ok,
+        body: Act::Ok,
+        release: Act::Ok,
+    };
+    prop_oneof![
+        release_and_scripts(),
+        (releases(), 0..=MAX_ITEMS).prop_map(move |(release, n)| (release, vec![ok; n])),
+    ]
+}
+
+// An input that is `Pending` between items — as a socket or a channel is —
+// with nothing in flight at times: the engine must wait for it (its waker is
+// the input's), not end, and lose no wake-up. `stream::iter` is never
+// `Pending`, so the properties above cannot see this.
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Invariants 1–5 for `for_each_scoped_concurrent` over a pending input
+    /// (stuttering, or a channel fed as the run goes): every item runs unless
+    /// one fails; the same checks as over `stream::iter`.
+    #[test]
+    fn for_each_concurrent_waits_for_a_pending_input(
+        (release, scripts) in release_and_scripts_often_ok(),
+        yields in yields(MAX_YIELDS),
+        limit in limits(),
+        input in pending_inputs(),
+    ) {
+        within_time_limit("for_each_concurrent_waits_for_a_pending_input", move || {
+            check_for_each(&scripts, &yields, release, limit, &input)
+        })?;
+    }
+
+    /// Invariants 1–5 for `try_map_scoped_concurrent` over a pending input:
+    /// one result per item, the model's, in input order.
+    #[test]
+    fn try_map_concurrent_waits_for_a_pending_input(
+        (release, scripts) in release_and_scripts_often_ok(),
+        yields in yields(MAX_YIELDS),
+        limit in limits(),
+        input in pending_inputs(),
+    ) {
+        within_time_limit("try_map_concurrent_waits_for_a_pending_input", move || {
+            check_map(&scripts, &yields, release, limit, Adapter::Ordered, &input)
+        })?;
+    }
+
+    /// Invariants 1–5 for `try_map_scoped_unordered` over a pending input:
+    /// one result per item, the model's, in the order the scopes ended.
+    #[test]
+    fn try_map_unordered_waits_for_a_pending_input(
+        (release, scripts) in release_and_scripts_often_ok(),
+        yields in yields(MAX_YIELDS),
+        limit in limits(),
+        input in pending_inputs(),
+    ) {
+        within_time_limit("try_map_unordered_waits_for_a_pending_input", move || {
+            check_map(&scripts, &yields, release, limit, Adapter::Unordered, &input)
+        })?;
+    }
+}
+
+// ---------------------------------------------------------------- the probe
+
+// The properties below script each item directly — what each step does, and
+// how many polls it waits first — and log every step, every item the adapter
+// pulls from its input, and what each async release is told, in one log. So a
+// check can ask what happened *after* a given moment: an item pulled or an
+// acquire started after the first failure, a release not yet completed when
+// the adapter returned. The probe is `Send + Sync` and its closures own what
+// they capture, so the spawned adapters run it too.
+
+/// What one step of an item does in the probe's properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Does {
+    Ok,
+    Err,
+    /// Panics with an `InjectedFault` payload.
+    Panic,
+    /// Never ends: `Pending` forever, never woken — a stuck peer. (A release
+    /// never hangs: one already running is never cut off, so it would hang
+    /// the adapter by design.)
+    Hang,
+}
+
+/// What an item does: each step, after waiting its polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    acquire: Does,
+    body: Does,
+    /// Ignored for a release by `Drop`.
+    release: Does,
+    waits: Yields,
+}
+
+impl Plan {
+    /// Every step succeeds at once.
+    const OK: Plan = Plan {
+        acquire: Does::Ok,
+        body: Does::Ok,
+        release: Does::Ok,
+        waits: Yields {
+            acquire: 0,
+            body: 0,
+            release: 0,
+        },
+    };
+
+    /// Every step succeeds, after these waits.
+    fn ok_after(waits: Yields) -> Plan {
+        Plan { waits, ..Plan::OK }
+    }
+}
+
+/// An entry of the probe's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ev {
+    /// The adapter took item `i` from its input.
+    Pulled(usize),
+    /// A step of item `i` began (at its first poll).
+    Start(Step, usize),
+    /// A step of item `i` ended: `true` when it succeeded. (A step that
+    /// panics logs its end, `false`, just before.)
+    End(Step, usize, bool),
+    /// Item `i`'s async release was told how the item ended.
+    Told(usize, Outcome),
+}
+
+/// How many items of an endless input the adapter may pull before the input
+/// gives up with a panic: far more than any property allows, far fewer than
+/// would make a run that never stops slow to fail.
+const ENDLESS_CAP: usize = 5_000;
+
+/// How many finished results may wait for their turn per slot of the limit in
+/// the input-order adapters (`WAITING_PER_SLOT` in `src/stream/concurrent.rs`;
+/// not in the rustdoc): bounds what an input-order stream pulls beyond its
+/// first `Err`.
+const WAITING_PER_SLOT: usize = 32;
+
+/// An item's resource: its position, and a tracked resource.
+#[derive(Debug)]
+struct Res {
+    index: usize,
+    tracked: Tracked,
+}
+
+/// The items' plans, a tracker for their resources, and the log.
+#[derive(Clone)]
+struct Probe {
+    plans: Arc<dyn Fn(usize) -> Plan + Send + Sync>,
+    log: Arc<Mutex<Vec<Ev>>>,
+    tracker: Tracker,
+}
+
+/// The adapters' error with the probe's acquire and body, whose release error
+/// is `R` (`InjectedFault` for an async bracket, `Infallible` for `Drop`).
+type ProbeError<R> = ScopedError<InjectedFault, InjectedFault, R>;
+
+impl Probe {
+    fn new(plans: impl Fn(usize) -> Plan + Send + Sync + 'static) -> Self {
+        Self {
+            plans: Arc::new(plans),
+            log: Arc::default(),
+            tracker: Tracker::new(),
+        }
+    }
+
+    /// A probe whose item `i` follows `plans[i]` (and `Plan::OK` beyond).
+    fn of(plans: Vec<Plan>) -> Self {
+        Self::new(move |index| plans.get(index).copied().unwrap_or(Plan::OK))
+    }
+
+    fn plan(&self, index: usize) -> Plan {
+        (self.plans)(index)
+    }
+
+    fn record(&self, event: Ev) {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+
+    fn log(&self) -> Log {
+        Log(self
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    fn pull(&self, index: usize) -> usize {
+        self.record(Ev::Pulled(index));
+        index
+    }
+
+    /// The items `0..n`, logged as pulled when the adapter takes them.
+    fn items(&self, n: usize) -> impl Iterator<Item = usize> + Send + Unpin + use<> {
+        let probe = self.clone();
+        (0..n).map(move |index| probe.pull(index))
+    }
+
+    /// The items `0, 1, 2, …` without end (up to [`ENDLESS_CAP`], where it
+    /// panics: the adapter did not stop pulling), logged as pulled.
+    fn endless(&self) -> impl Stream<Item = usize> + Send + use<> {
+        let probe = self.clone();
+        stream::iter(0..).map(move |index| {
+            assert!(
+                index < ENDLESS_CAP,
+                "the adapter pulled {ENDLESS_CAP} items of an endless input: it does not \
+                 stop pulling after a failure"
+            );
+            probe.pull(index)
+        })
+    }
+
+    /// Runs one step of item `index`: logs its start, waits, and does `does`.
+    async fn step(
+        &self,
+        step: Step,
+        index: usize,
+        does: Does,
+        waits: usize,
+    ) -> Result<(), InjectedFault> {
+        self.record(Ev::Start(step, index));
+        yield_n(waits).await;
+        let fault = InjectedFault::new(step, index);
+        match does {
+            Does::Ok => {
+                self.record(Ev::End(step, index, true));
+                Ok(())
+            }
+            Does::Err => {
+                self.record(Ev::End(step, index, false));
+                Err(fault)
+            }
+            Does::Panic => {
+                self.record(Ev::End(step, index, false));
+                panic::panic_any(fault)
+            }
+            Does::Hang => std::future::pending().await,
+        }
+    }
+
+    async fn acquire(&self, index: usize) -> Result<Res, InjectedFault> {
+        let plan = self.plan(index);
+        self.step(Step::Acquire, index, plan.acquire, plan.waits.acquire)
+            .await?;
+        Ok(Res {
+            index,
+            tracked: self.tracker.acquire(),
+        })
+    }
+
+    async fn work(&self, resource: &mut Res) -> Result<usize, InjectedFault> {
+        let index = resource.index;
+        let plan = self.plan(index);
+        self.step(Step::Use, index, plan.body, plan.waits.body)
+            .await?;
+        Ok(index)
+    }
+
+    /// An async release: logs what it is told and its start, waits, releases
+    /// the resource, logs its end, and then fails or panics as planned.
+    async fn release(&self, resource: Res, outcome: Outcome) -> Result<(), InjectedFault> {
+        let index = resource.index;
+        let plan = self.plan(index);
+        self.record(Ev::Told(index, outcome));
+        self.record(Ev::Start(Step::Release, index));
+        yield_n(plan.waits.release).await;
+        resource.tracked.release();
+        let fault = InjectedFault::new(Step::Release, index);
+        match plan.release {
+            Does::Ok | Does::Hang => {
+                self.record(Ev::End(Step::Release, index, true));
+                Ok(())
+            }
+            Does::Err => {
+                self.record(Ev::End(Step::Release, index, false));
+                Err(fault)
+            }
+            Does::Panic => {
+                self.record(Ev::End(Step::Release, index, false));
+                panic::panic_any(fault)
+            }
+        }
+    }
+
+    /// A plain async acquire closure: the resource is released by `Drop`.
+    fn drop_acquire(
+        &self,
+    ) -> impl SpawnAcquire<usize, Resource = Res, Error = InjectedFault, ReleaseError = Infallible> + use<>
+    {
+        let probe = self.clone();
+        async move |index: usize| probe.acquire(index).await
+    }
+
+    /// `async_bracket(acquire).release_with(release)`.
+    fn bracket_acquire(
+        &self,
+    ) -> impl SpawnAcquire<
+        usize,
+        Resource = Res,
+        Error = InjectedFault,
+        ReleaseError = InjectedFault,
+    > + use<> {
+        let (probe, releasing) = (self.clone(), self.clone());
+        async_bracket(async move |index: usize| probe.acquire(index).await).release_with(
+            move |resource: Res, outcome: Outcome| {
+                let probe = releasing.clone();
+                async move { probe.release(resource, outcome).await }
+            },
+        )
+    }
+
+    fn body(
+        &self,
+    ) -> impl AsyncFnOnce(&mut Res) -> Result<usize, InjectedFault>
+    + for<'r> SpawnBody<'r, Res, usize, InjectedFault>
+    + Clone
+    + Send
+    + Sync
+    + use<> {
+        let probe = self.clone();
+        async move |resource: &mut Res| probe.work(resource).await
+    }
+}
+
+/// Evaluates `$run` with `$acquire` bound to `$probe`'s async bracket or its
+/// plain acquire (release by `Drop`), as the [`Release`] `$release` says.
+macro_rules! with_probe {
+    ($release:expr, $probe:expr, |$acquire:ident| $run:expr) => {
+        match $release {
+            Release::Bracket => {
+                let $acquire = $probe.bracket_acquire();
+                $run
+            }
+            Release::Drop => {
+                let $acquire = $probe.drop_acquire();
+                $run
+            }
+        }
+    };
+}
+
+/// A failure an adapter reported, or must report, unwrapped to what the
+/// checks compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Reported {
+    index: usize,
+    kind: Kind,
+    /// The error carries a failed release: `Release`, or `Use` / `Cancelled`
+    /// with their `release`.
+    release_failed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Acquire,
+    Use,
+    Release,
+    Cancelled,
+}
+
+/// The fault inside a release error.
+trait ReleaseFault: std::fmt::Debug {
+    fn fault(&self) -> InjectedFault;
+}
+
+impl ReleaseFault for InjectedFault {
+    fn fault(&self) -> InjectedFault {
+        *self
+    }
+}
+
+impl ReleaseFault for Infallible {
+    fn fault(&self) -> InjectedFault {
+        match *self {}
+    }
+}
+
+/// Unwraps an adapter's error, checking that each fault in it is its item's
+/// own, at the right step.
+fn reported<R: ReleaseFault>(error: &ProbeError<R>) -> Result<Reported, TestCaseError> {
+    let own = |fault: InjectedFault, step: Step, index: usize| {
+        prop_assert_eq!(
+            fault,
+            InjectedFault::new(step, index),
+            "invariant 3: the error of item {} carries another fault: {:?}",
+            index,
+            error
+        );
+        Ok(())
+    };
+    let release_of = |release: &Option<R>, index: usize| match release {
+        Some(release) => own(release.fault(), Step::Release, index).map(|()| true),
+        None => Ok(false),
+    };
+    let (index, kind, release_failed) = match error {
+        ScopedError::Acquire { index, source } => {
+            own(*source, Step::Acquire, *index)?;
+            (*index, Kind::Acquire, false)
+        }
+        ScopedError::Use {
+            index,
+            source,
+            release,
+        } => {
+            own(*source, Step::Use, *index)?;
+            (*index, Kind::Use, release_of(release, *index)?)
+        }
+        ScopedError::Release { index, source } => {
+            own(source.fault(), Step::Release, *index)?;
+            (*index, Kind::Release, true)
+        }
+        ScopedError::Cancelled { index, release } => {
+            (*index, Kind::Cancelled, release_of(release, *index)?)
+        }
+        other => {
+            return Err(TestCaseError::fail(format!(
+                "a ScopedError variant these tests do not know: {other:?}"
+            )));
+        }
+    };
+    Ok(Reported {
+        index,
+        kind,
+        release_failed,
+    })
+}
+
+/// A copy of the probe's log, and what it says.
+#[derive(Debug)]
+struct Log(Vec<Ev>);
+
+impl Log {
+    /// How step `step` of item `index` ended: `Some(true)` if it succeeded,
+    /// `None` if it did not end.
+    fn ended(&self, step: Step, index: usize) -> Option<bool> {
+        self.0.iter().find_map(|&event| match event {
+            Ev::End(s, i, ok) if s == step && i == index => Some(ok),
+            _ => None,
+        })
+    }
+
+    /// The items whose acquire was called.
+    fn started(&self) -> BTreeSet<usize> {
+        self.0
+            .iter()
+            .filter_map(|&event| match event {
+                Ev::Start(Step::Acquire, index) => Some(index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The items that acquired a resource.
+    fn acquired(&self) -> Vec<usize> {
+        self.0
+            .iter()
+            .filter_map(|&event| match event {
+                Ev::End(Step::Acquire, index, true) => Some(index),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn pulled(&self) -> usize {
+        self.count_after(None, |event| matches!(event, Ev::Pulled(_)))
+    }
+
+    /// How many entries after position `at` (all, for `None`) match.
+    fn count_after(&self, at: Option<usize>, matches: impl Fn(Ev) -> bool) -> usize {
+        let from = at.map_or(0, |at| at + 1);
+        self.0[from.min(self.0.len())..]
+            .iter()
+            .filter(|&&event| matches(event))
+            .count()
+    }
+
+    /// The position of the last entry of item `index`'s scope: the moment it
+    /// ended (for a release by `Drop`, the drop follows in the same poll).
+    fn scope_end(&self, index: usize) -> Option<usize> {
+        self.0.iter().rposition(|&event| match event {
+            Ev::Start(_, i) | Ev::End(_, i, _) | Ev::Told(i, _) => i == index,
+            Ev::Pulled(_) => false,
+        })
+    }
+
+    /// The position of the first failing step (acquire, body or release).
+    fn first_failing_step(&self) -> Option<usize> {
+        self.0
+            .iter()
+            .position(|event| matches!(event, Ev::End(_, _, false)))
+    }
+
+    /// The failures the adapter must report, from what each item did: a
+    /// failed acquire; a failed body, with its release's failure if any; a
+    /// failed release after a body `Ok`; and an item cancelled in its body
+    /// whose release failed. A cancelled item whose release succeeded is no
+    /// failure.
+    fn expected_failures(&self) -> Vec<Reported> {
+        let mut expected = Vec::new();
+        for index in self.started() {
+            let release_failed = self.ended(Step::Release, index) == Some(false);
+            let kind = match (
+                self.ended(Step::Acquire, index),
+                self.ended(Step::Use, index),
+            ) {
+                (Some(false), _) => Some(Kind::Acquire),
+                (Some(true), Some(false)) => Some(Kind::Use),
+                (Some(true), Some(true)) => release_failed.then_some(Kind::Release),
+                (Some(true), None) => release_failed.then_some(Kind::Cancelled),
+                (None, _) => None,
+            };
+            if let Some(kind) = kind {
+                expected.push(Reported {
+                    index,
+                    kind,
+                    release_failed: release_failed && kind != Kind::Acquire,
+                });
+            }
+        }
+        expected
+    }
+}
+
+/// Invariants 2 and 5 at the moment the adapter returned (or its panic came
+/// out): nothing live, every resource released exactly once, never more than
+/// `limit` live — and every async release *completed*: each called once, and
+/// each ended.
+fn check_quiescent(
+    probe: &Probe,
+    log: &Log,
+    limit: usize,
+    release: Release,
+    when: &str,
+) -> Result<(), TestCaseError> {
+    check_resources(&probe.tracker, limit, when)?;
+    if release == Release::Bracket {
+        for index in log.acquired() {
+            let calls = log.count_after(None, |event| event == Ev::Start(Step::Release, index));
+            prop_assert_eq!(
+                calls,
+                1,
+                "invariant 2: item {}'s release was called {} times ({})",
+                index,
+                calls,
+                when
+            );
+            prop_assert!(
+                log.ended(Step::Release, index).is_some(),
+                "invariant 5: item {}'s async release had not completed {}",
+                index,
+                when
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What each async release was told: `Completed` or `Failed` after its body
+/// ended, `Panicked` after its body panicked, `Cancelled` when the body was
+/// dropped (cancelled) before it ended.
+fn check_told(probe: &Probe, log: &Log) -> Result<(), TestCaseError> {
+    for &event in &log.0 {
+        let Ev::Told(index, outcome) = event else {
+            continue;
+        };
+        let expected = match log.ended(Step::Use, index) {
+            Some(true) => Outcome::Completed,
+            Some(false) if probe.plan(index).body == Does::Panic => Outcome::Panicked,
+            Some(false) => Outcome::Failed,
+            None => Outcome::Cancelled,
+        };
+        prop_assert_eq!(
+            outcome,
+            expected,
+            "invariant 5: item {}'s release was told {:?}",
+            index,
+            outcome
+        );
+    }
+    Ok(())
+}
+
+/// The fail-fast runs: `for_each_scoped_concurrent`, and `try_collect_all` on
+/// each mapping stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailFast {
+    ForEach,
+    CollectOrdered,
+    CollectUnordered,
+}
+
+fn fail_fasts() -> impl Strategy<Value = FailFast> {
+    prop_oneof![
+        Just(FailFast::ForEach),
+        Just(FailFast::CollectOrdered),
+        Just(FailFast::CollectUnordered),
+    ]
+}
+
+/// Runs a fail-fast adapter on `block_on` to its end: the values collected
+/// (none for `for_each`), or its failures.
+fn run_fail_fast<A, B>(
+    input: impl Stream<Item = usize>,
+    which: FailFast,
+    limit: usize,
+    acquire: A,
+    body: B,
+) -> Result<Vec<usize>, Failures<ProbeError<A::ReleaseError>>>
+where
+    A: AsyncAcquire<usize, Resource = Res, Error = InjectedFault>,
+    B: AsyncFnOnce(&mut Res) -> Result<usize, InjectedFault> + Clone,
+{
+    match which {
+        FailFast::ForEach => {
+            block_on(input.for_each_scoped_concurrent(limit, acquire, body)).map(|()| Vec::new())
+        }
+        FailFast::CollectOrdered => block_on(
+            input
+                .try_map_scoped_concurrent(limit, acquire, body)
+                .try_collect_all(),
+        ),
+        FailFast::CollectUnordered => block_on(
+            input
+                .try_map_scoped_unordered(limit, acquire, body)
+                .try_collect_all(),
+        ),
+    }
+}
+
+/// Where a fail-fast run stopped.
+#[derive(Debug, Clone, Copy)]
+struct Stopped {
+    /// The item whose failure is reported first.
+    first: usize,
+    /// The position in the log of the moment the adapter had to stop: for
+    /// `for_each`, the end of the first failing step; for `try_collect_all`,
+    /// the moment the stream yielded its first `Err`.
+    at: usize,
+}
+
+/// Checks a fail-fast run right after it returned (`n`: the input's length,
+/// `None` for an endless one): quiescence; what the releases were told; nothing
+/// lost — the failures reported are exactly those the log shows, each once,
+/// the right one first; and the stop — no acquire started, and nothing pulled,
+/// after the moment the adapter had to stop (`try_map_scoped_concurrent` may
+/// pull up to `limit` items it never starts: its `Err` waited for its turn).
+/// Returns where it stopped, if it failed.
+fn check_fail_fast<R: ReleaseFault>(
+    probe: &Probe,
+    which: FailFast,
+    limit: usize,
+    release: Release,
+    n: Option<usize>,
+    result: Result<Vec<usize>, Failures<ProbeError<R>>>,
+) -> Result<Option<Stopped>, TestCaseError> {
+    let log = probe.log();
+    check_quiescent(probe, &log, limit, release, "when the adapter returned")?;
+    check_told(probe, &log)?;
+    let mut expected = log.expected_failures();
+    let failures = match result {
+        Ok(collected) => {
+            prop_assert!(
+                expected.is_empty(),
+                "invariant 3: returned Ok, but these failed: {:?}",
+                expected
+            );
+            let n = n.expect("an endless input never ends");
+            prop_assert_eq!(log.pulled(), n, "returned Ok before pulling every item");
+            prop_assert_eq!(
+                log.acquired().len(),
+                n,
+                "returned Ok before acquiring every item"
+            );
+            let mut collected = collected;
+            match which {
+                FailFast::ForEach => {}
+                FailFast::CollectOrdered => {
+                    prop_assert_eq!(
+                        collected,
+                        (0..n).collect::<Vec<_>>(),
+                        "collected in input order"
+                    );
+                }
+                FailFast::CollectUnordered => {
+                    collected.sort_unstable();
+                    prop_assert_eq!(
+                        collected,
+                        (0..n).collect::<Vec<_>>(),
+                        "collected every value"
+                    );
+                }
+            }
+            return Ok(None);
+        }
+        Err(failures) => failures,
+    };
+    let mut seen = failures
+        .iter()
+        .map(reported)
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = seen[0];
+    seen.sort_unstable();
+    expected.sort_unstable();
+    prop_assert_eq!(
+        &seen,
+        &expected,
+        "invariant 3: the failures reported (each exactly once) are those that happened"
+    );
+    prop_assert_ne!(first.kind, Kind::Cancelled, "a cancellation reported first");
+
+    // The failure that stopped the run, and the moment it had to stop.
+    let failed = |reported: &&Reported| reported.kind != Kind::Cancelled;
+    let scope_end = |index: usize| log.scope_end(index).expect("an item that failed started");
+    let (expected_first, at) = match which {
+        FailFast::ForEach => {
+            let at = log.first_failing_step().expect("a failure was logged");
+            let (Ev::End(_, index, _) | Ev::Start(_, index)) = log.0[at] else {
+                unreachable!("a failing step is an `End`")
+            };
+            (index, at)
+        }
+        FailFast::CollectUnordered => {
+            // Its `Err` is yielded the moment its scope ends.
+            let index = expected
+                .iter()
+                .filter(failed)
+                .min_by_key(|reported| scope_end(reported.index))
+                .expect("a failure")
+                .index;
+            (index, scope_end(index))
+        }
+        FailFast::CollectOrdered => {
+            // Its `Err` is yielded once it and every item before it ended.
+            let index = expected.iter().find(failed).expect("a failure").index;
+            let at = (0..=index).map(scope_end).max().expect("at least one item");
+            (index, at)
+        }
+    };
+    prop_assert_eq!(
+        first.index,
+        expected_first,
+        "invariant 3: first, the failure that stopped the run ({:?})",
+        which
+    );
+    let acquires_after = log.count_after(Some(at), |event| {
+        matches!(event, Ev::Start(Step::Acquire, _))
+    });
+    prop_assert_eq!(
+        acquires_after,
+        0,
+        "invariant 4: {} acquire(s) started after the run had to stop ({:?}, item {}): {:?}",
+        acquires_after,
+        which,
+        expected_first,
+        log
+    );
+    let pulled_after = log.count_after(Some(at), |event| matches!(event, Ev::Pulled(_)));
+    let may_pull = if which == FailFast::CollectOrdered {
+        limit
+    } else {
+        0
+    };
+    prop_assert!(
+        pulled_after <= may_pull,
+        "invariant 4: {} item(s) pulled after the run had to stop ({:?}, item {}): {:?}",
+        pulled_after,
+        which,
+        expected_first,
+        log
+    );
+    Ok(Some(Stopped {
+        first: expected_first,
+        at,
+    }))
+}
+
+// ---------------------------------------------------------------- the probe's strategies
+
+/// `Ok` `ok_weight` times in `ok_weight + 1`, else `Err`.
+fn does(ok_weight: u32) -> impl Strategy<Value = Does> {
+    prop_oneof![
+        ok_weight => Just(Does::Ok),
+        1 => Just(Does::Err),
+    ]
+}
+
+/// Waits of 0 to `max` polls for each step.
+fn waits(max: usize) -> impl Strategy<Value = Yields> {
+    (0..=max, 0..=max, 0..=max).prop_map(|(acquire, body, release)| Yields {
+        acquire,
+        body,
+        release,
+    })
+}
+
+/// Plans for 0 to [`MAX_ITEMS`] items, each step failing one time in
+/// `weight + 1` (the weight drawn per case, from 1 to 12), after waits.
+fn failing_plans() -> impl Strategy<Value = Vec<Plan>> {
+    (1_u32..=12).prop_flat_map(|weight| {
+        proptest::collection::vec(
+            (does(weight), does(weight), does(weight), waits(MAX_YIELDS)).prop_map(
+                |(acquire, body, release, waits)| Plan {
+                    acquire,
+                    body,
+                    release,
+                    waits,
+                },
+            ),
+            0..=MAX_ITEMS,
+        )
+    })
+}
+
+/// Plans for 1 to [`MAX_ITEMS`] items whose releases fail one time in two
+/// (bodies one in six, acquires one in nine), after waits.
+fn plans_with_failing_releases() -> impl Strategy<Value = Vec<Plan>> {
+    proptest::collection::vec(
+        (does(8), does(5), does(1), waits(MAX_YIELDS)).prop_map(
+            |(acquire, body, release, waits)| Plan {
+                acquire,
+                body,
+                release,
+                waits,
+            },
+        ),
+        1..=MAX_ITEMS,
+    )
+}
+
+/// The step at which the failing item of a run fails: a release can fail
+/// only in an async bracket.
+fn failing_steps(release: Release) -> BoxedStrategy<Step> {
+    match release {
+        Release::Bracket => {
+            prop_oneof![Just(Step::Acquire), Just(Step::Use), Just(Step::Release)].boxed()
+        }
+        Release::Drop => prop_oneof![Just(Step::Acquire), Just(Step::Use)].boxed(),
+    }
+}
+
+/// A release mode and a failing step that goes with it.
+fn release_and_failing_step() -> impl Strategy<Value = (Release, Step)> {
+    releases().prop_flat_map(|release| (Just(release), failing_steps(release)))
+}
+
+/// The plan of an item that fails at `step` (a release: after its body
+/// succeeded), after `waits`.
+fn failing_at(step: Step, waits: Yields) -> Plan {
+    let plan = Plan::ok_after(waits);
+    match step {
+        Step::Acquire => Plan {
+            acquire: Does::Err,
+            ..plan
+        },
+        Step::Use => Plan {
+            body: Does::Err,
+            ..plan
+        },
+        _ => Plan {
+            release: Does::Err,
+            ..plan
+        },
+    }
+}
+
+/// Plans for the items after the failing one of an endless run (repeated):
+/// they succeed after waits, but a release fails one time in four.
+fn sibling_plans() -> impl Strategy<Value = Vec<Plan>> {
+    proptest::collection::vec(
+        (
+            waits(MAX_YIELDS),
+            prop_oneof![3 => Just(Does::Ok), 1 => Just(Does::Err)],
+        )
+            .prop_map(|(waits, release)| Plan {
+                release,
+                ..Plan::ok_after(waits)
+            }),
+        1..=8,
+    )
+}
+
+/// The plans of an endless run: the items before `k` succeed at once, item `k`
+/// fails at once at `step` (its release after `k_release_waits` polls), and
+/// the items after it follow `siblings`, repeated.
+fn endless_plans(
+    k: usize,
+    step: Step,
+    k_release_waits: usize,
+    siblings: Vec<Plan>,
+) -> impl Fn(usize) -> Plan + Send + Sync + 'static {
+    move |index| match index.cmp(&k) {
+        std::cmp::Ordering::Less => Plan::OK,
+        std::cmp::Ordering::Equal => failing_at(
+            step,
+            Yields {
+                acquire: 0,
+                body: 0,
+                release: k_release_waits,
+            },
+        ),
+        std::cmp::Ordering::Greater => siblings[(index - k - 1) % siblings.len()],
+    }
+}
+
+// ---------------------------------------------------------------- stopping
+
+/// Invariant 4 on an endless input (`stream::iter(0..)`) whose item `k` fails
+/// at `step`, the items before it at once: the fail-fast run returns — it does
+/// not pull the input forever — with item `k`'s failure first, having pulled
+/// fewer than `k + limit + 1` items, and nothing after the moment it had to
+/// stop; quiescent, and nothing lost.
+fn check_endless(
+    which: FailFast,
+    release: Release,
+    limit: usize,
+    k: usize,
+    step: Step,
+    siblings: Vec<Plan>,
+) -> Result<(), TestCaseError> {
+    let probe = Probe::new(endless_plans(k, step, 0, siblings));
+    let stopped = with_probe!(release, probe, |acquire| {
+        let result = run_fail_fast(probe.endless(), which, limit, acquire, probe.body());
+        check_fail_fast(&probe, which, limit, release, None, result)?
+    });
+    let stopped = stopped.expect("an endless input never ends Ok");
+    prop_assert_eq!(stopped.first, k, "the failure reported first");
+    let pulled = probe.log().pulled();
+    prop_assert!(
+        pulled < k + limit + 1,
+        "invariant 4: {:?} pulled {} items of an endless input whose item {} fails, limit {}",
+        which,
+        pulled,
+        k,
+        limit
+    );
+    Ok(())
+}
+
+/// Invariants 3–5 for a fail-fast run over `plans` (`check_fail_fast`);
+/// returns the probe, for more checks, and where the run stopped.
+fn check_fail_fast_run(
+    which: FailFast,
+    release: Release,
+    limit: usize,
+    plans: Vec<Plan>,
+) -> Result<(Probe, Option<Stopped>), TestCaseError> {
+    let n = plans.len();
+    let probe = Probe::of(plans);
+    let stopped = with_probe!(release, probe, |acquire| {
+        let input = stream::iter(probe.items(n));
+        let result = run_fail_fast(input, which, limit, acquire, probe.body());
+        check_fail_fast(&probe, which, limit, release, Some(n), result)?
+    });
+    Ok((probe, stopped))
+}
+
+/// Invariant 4 at the failing step: item `k`'s body fails, and its async
+/// release then takes `slow` polls, while its siblings' steps are quick — so
+/// an engine that stopped only at the end of that release would have started
+/// more. `for_each_scoped_concurrent` starts no acquire, and pulls nothing,
+/// after the body's failure; and returns only after the slow release.
+fn check_slow_release(
+    limit: usize,
+    n: usize,
+    k: usize,
+    slow: usize,
+    k_waits: Yields,
+    siblings: &[Yields],
+) -> Result<(), TestCaseError> {
+    let plans = (0..n)
+        .map(|index| {
+            if index == k {
+                failing_at(
+                    Step::Use,
+                    Yields {
+                        release: slow,
+                        ..k_waits
+                    },
+                )
+            } else {
+                Plan::ok_after(siblings[index])
+            }
+        })
+        .collect();
+    let (probe, stopped) = check_fail_fast_run(FailFast::ForEach, Release::Bracket, limit, plans)?;
+    let Some(stopped) = stopped else {
+        return Err(TestCaseError::fail("returned Ok, yet item k fails"));
+    };
+    prop_assert_eq!(stopped.first, k);
+    // The slow release had begun when the run stopped, and ended before it
+    // returned (`check_fail_fast` checked both ends).
+    let log = probe.log();
+    let release_start = log
+        .0
+        .iter()
+        .position(|&event| event == Ev::Start(Step::Release, k))
+        .expect("item k's release was called");
+    prop_assert!(
+        stopped.at < release_start,
+        "the body's failure comes before its release"
+    );
+    Ok(())
+}
+
+/// Stuck items — an acquire or a body that never ends, and is never woken —
+/// beside item `k`, which fails: the fail-fast run still returns, with `k`'s
+/// failure first; every stuck item it started is cancelled: a stuck body is
+/// dropped and its resource released (an async release told `Cancelled`, and
+/// awaited before the run returned), a stuck acquire is dropped.
+#[allow(clippy::too_many_arguments)]
+fn check_stuck(
+    which: FailFast,
+    release: Release,
+    limit: usize,
+    n: usize,
+    k: usize,
+    k_fails_at_acquire: bool,
+    stuck: &[(usize, bool)],
+    yields: &[Yields],
+) -> Result<(), TestCaseError> {
+    let mut plans: Vec<Plan> = yields[..n]
+        .iter()
+        .map(|&waits| Plan::ok_after(waits))
+        .collect();
+    let step = if k_fails_at_acquire {
+        Step::Acquire
+    } else {
+        Step::Use
+    };
+    plans[k] = failing_at(step, yields[k]);
+    let mut stuck_items = BTreeSet::new();
+    for &(at, in_acquire) in stuck {
+        // After `k` in input order for `try_map_scoped_concurrent`, whose
+        // `Err` waits for every item before it.
+        let index = match which {
+            FailFast::CollectOrdered => k + 1 + at % (n - k - 1),
+            FailFast::ForEach | FailFast::CollectUnordered => at % n,
+        };
+        if index == k {
+            continue;
+        }
+        stuck_items.insert(index);
+        plans[index] = if in_acquire {
+            Plan {
+                acquire: Does::Hang,
+                ..plans[index]
+            }
+        } else {
+            Plan {
+                body: Does::Hang,
+                ..plans[index]
+            }
+        };
+    }
+    let (probe, stopped) = check_fail_fast_run(which, release, limit, plans)?;
+    let Some(stopped) = stopped else {
+        return Err(TestCaseError::fail("returned Ok, yet item k fails"));
+    };
+    prop_assert_eq!(stopped.first, k);
+    let log = probe.log();
+    for &index in &stuck_items {
+        let acquired = log.ended(Step::Acquire, index) == Some(true);
+        if !acquired {
+            // Never started, or its stuck acquire was dropped: nothing to release.
+            continue;
+        }
+        prop_assert_eq!(log.ended(Step::Use, index), None, "a stuck body ended");
+        if release == Release::Bracket {
+            prop_assert!(
+                log.0.contains(&Ev::Told(index, Outcome::Cancelled))
+                    && log.ended(Step::Release, index).is_some(),
+                "invariant 5: stuck item {}'s resource was not released, told `Cancelled`, \
+                 before the run returned: {:?}",
+                index,
+                log
+            );
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- panics with items in flight
+
+/// How many times an adapter is polled on after the panic it resumed, before
+/// it counts as waiting forever.
+const POLLS_AFTER_PANIC: usize = 1_000;
+
+/// Installs, once, a panic hook that stays silent for the panics an adapter
+/// polled after a panic is expected to raise, and hands every other panic on.
+fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        loopscope::testing::silence_injected_panics();
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("");
+            let expected =
+                message.contains("after a panic") || message.contains("resumed after panicking");
+            if !expected {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Invariant 5 at the moment a panic came out of an adapter: it is item
+/// `expected`'s injected panic, and every resource acquired was released —
+/// every async release completed, the others' told `Cancelled`.
+fn check_panicked(
+    probe: &Probe,
+    limit: usize,
+    release: Release,
+    panicked: Option<InjectedFault>,
+    expected: InjectedFault,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(panicked, Some(expected), "the panic that came out");
+    let log = probe.log();
+    check_quiescent(probe, &log, limit, release, "when the panic came out")?;
+    check_told(probe, &log)
+}
+
+/// Invariant 8: polled on after the panic it resumed (with a no-op waker, as
+/// a consumer that caught the panic would), an adapter panics or ends — it
+/// neither yields an item nor stays `Pending`. `poll` polls it once: `true`
+/// when it ended.
+fn check_polled_on(
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<bool>,
+) -> Result<(), TestCaseError> {
+    quiet_expected_panics();
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    for _ in 0..POLLS_AFTER_PANIC {
+        match panic::catch_unwind(AssertUnwindSafe(|| poll(&mut cx))) {
+            Err(_) | Ok(Poll::Ready(true)) => return Ok(()),
+            Ok(Poll::Ready(false)) => {
+                return Err(TestCaseError::fail(
+                    "invariant 8: polled on after the panic it resumed, it yielded an item",
+                ));
+            }
+            Ok(Poll::Pending) => {}
+        }
+    }
+    Err(TestCaseError::fail(format!(
+        "invariant 8: still Pending after {POLLS_AFTER_PANIC} polls that followed the panic it \
+         resumed: a consumer that polls on would wait forever"
+    )))
+}
+
+/// Drains `stream` on `block_on` until a `next()` panics (the panic, caught)
+/// or it ends (`None`).
+fn drain_to_panic<S: Stream>(mut stream: Pin<&mut S>) -> Option<InjectedFault> {
+    loop {
+        match catch(|| block_on(stream.next())) {
+            Ok(Some(_)) => {}
+            Ok(None) => return None,
+            Err(injected) => return Some(injected),
+        }
+    }
+}
+
+/// Runs `adapter` over items following `plans`, one of which panics with
+/// `expected`, until the panic comes out — of the future, or of a `next()` of
+/// the stream drained — and checks the moment it does (`check_panicked`);
+/// with `poll_on`, then polls it on (`check_polled_on`).
+fn check_panic_run(
+    adapter: Adapter,
+    release: Release,
+    limit: usize,
+    plans: Vec<Plan>,
+    expected: InjectedFault,
+    poll_on: bool,
+) -> Result<(), TestCaseError> {
+    let n = plans.len();
+    let probe = Probe::of(plans);
+    with_probe!(release, probe, |acquire| {
+        let input = stream::iter(probe.items(n));
+        let body = probe.body();
+        match adapter {
+            Adapter::ForEach => {
+                let mut future = pin!(input.for_each_scoped_concurrent(limit, acquire, body));
+                let panicked = catch(|| block_on(future.as_mut())).err();
+                check_panicked(&probe, limit, release, panicked, expected)?;
+                if poll_on {
+                    check_polled_on(|cx| future.as_mut().poll(cx).map(|_| true))?;
+                }
+            }
+            Adapter::Ordered => {
+                let mut stream = pin!(input.try_map_scoped_concurrent(limit, acquire, body));
+                let panicked = drain_to_panic(stream.as_mut());
+                check_panicked(&probe, limit, release, panicked, expected)?;
+                if poll_on {
+                    check_polled_on(|cx| stream.as_mut().poll_next(cx).map(|item| item.is_none()))?;
+                }
+            }
+            Adapter::Unordered => {
+                let mut stream = pin!(input.try_map_scoped_unordered(limit, acquire, body));
+                let panicked = drain_to_panic(stream.as_mut());
+                check_panicked(&probe, limit, release, panicked, expected)?;
+                if poll_on {
+                    check_polled_on(|cx| stream.as_mut().poll_next(cx).map(|item| item.is_none()))?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A run with a panic: `n` items, item `k` panicking in its acquire or its
+/// body, up to `limit - 1` others stuck (an acquire or a body that never ends,
+/// so that the item `k` still gets a slot), every step after its waits, the
+/// releases after `slow` waits.
+#[derive(Debug, Clone)]
+struct PanicCase {
+    adapter: Adapter,
+    release: Release,
+    limit: usize,
+    plans: Vec<Plan>,
+    expected: InjectedFault,
+}
+
+fn panic_cases() -> impl Strategy<Value = PanicCase> {
+    (adapters(), releases(), limits(), 1..=MAX_ITEMS).prop_flat_map(
+        |(adapter, release, limit, n)| {
+            (
+                0..n,
+                any::<bool>(),
+                proptest::collection::vec((any::<usize>(), any::<bool>()), 0..limit),
+                yields(MAX_YIELDS),
+                proptest::collection::vec(0_usize..=12, MAX_ITEMS),
+            )
+                .prop_map(move |(k, in_acquire, stuck, yields, slow)| {
+                    let mut plans: Vec<Plan> = (0..n)
+                        .map(|index| {
+                            Plan::ok_after(Yields {
+                                release: slow[index],
+                                ..yields[index]
+                            })
+                        })
+                        .collect();
+                    for (at, stuck_in_acquire) in stuck {
+                        let index = at % n;
+                        if index != k {
+                            plans[index] = if stuck_in_acquire {
+                                Plan {
+                                    acquire: Does::Hang,
+                                    ..plans[index]
+                                }
+                            } else {
+                                Plan {
+                                    body: Does::Hang,
+                                    ..plans[index]
+                                }
+                            };
+                        }
+                    }
+                    let step = if in_acquire { Step::Acquire } else { Step::Use };
+                    plans[k] = if in_acquire {
+                        Plan {
+                            acquire: Does::Panic,
+                            ..plans[k]
+                        }
+                    } else {
+                        Plan {
+                            body: Does::Panic,
+                            ..plans[k]
+                        }
+                    };
+                    PanicCase {
+                        adapter,
+                        release,
+                        limit,
+                        plans,
+                        expected: InjectedFault::new(step, k),
+                    }
+                })
+        },
+    )
+}
+
+// ---------------------------------------------------------------- the spawned adapters
+
+/// Invariant 4 for the spawned adapters (feature `tokio`) on an endless input
+/// whose item `k` fails at `step` (its release after `k_release_waits`
+/// polls), on a `current_thread` or a two-worker runtime: the run returns,
+/// item `k`'s failure first, quiescent, nothing lost; and it stopped at once.
+/// `for_each_scoped_spawned`: after the failing step, on `current_thread`,
+/// nothing pulled and no acquire started; on two workers, whose tasks race
+/// the cancellation, at most `limit` pulled and `limit - 1` acquires started
+/// (tasks already past their cancellation check — as its docs say).
+/// `try_map_scoped_spawned(..).try_collect_all()`: it pulled no more than `k + 1`
+/// items plus what may be in flight and waiting for its turn when its `Err`
+/// is yielded, `limit × (1 + WAITING_PER_SLOT)`.
+#[allow(clippy::too_many_arguments)]
+fn check_spawned_stop(
+    two_workers: bool,
+    collect: bool,
+    release: Release,
+    limit: usize,
+    k: usize,
+    step: Step,
+    k_release_waits: usize,
+    siblings: Vec<Plan>,
+) -> Result<(), TestCaseError> {
+    let runtime = if two_workers {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().build()
+    }
+    .expect("a runtime");
+    let probe = Probe::new(endless_plans(k, step, k_release_waits, siblings));
+    with_probe!(release, probe, |acquire| {
+        let input = probe.endless();
+        let result = if collect {
+            runtime.block_on(
+                input
+                    .try_map_scoped_spawned(limit, acquire, probe.body())
+                    .try_collect_all::<Vec<usize>>(),
+            )
+        } else {
+            runtime
+                .block_on(input.for_each_scoped_spawned(limit, acquire, probe.body()))
+                .map(|()| Vec::new())
+        };
+        check_spawned(
+            &probe,
+            two_workers,
+            collect,
+            release,
+            limit,
+            k,
+            step,
+            result,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_spawned<R: ReleaseFault>(
+    probe: &Probe,
+    two_workers: bool,
+    collect: bool,
+    release: Release,
+    limit: usize,
+    k: usize,
+    step: Step,
+    result: Result<Vec<usize>, Failures<ProbeError<R>>>,
+) -> Result<(), TestCaseError> {
+    let log = probe.log();
+    check_quiescent(
+        probe,
+        &log,
+        limit,
+        release,
+        "when the spawned adapter returned",
+    )?;
+    check_told(probe, &log)?;
+    let failures = match result {
+        Ok(_) => return Err(TestCaseError::fail("an endless input ended Ok")),
+        Err(failures) => failures,
+    };
+    let mut seen = failures
+        .iter()
+        .map(reported)
+        .collect::<Result<Vec<_>, _>>()?;
+    prop_assert_eq!(seen[0].index, k, "invariant 3: the failure reported first");
+    seen.sort_unstable();
+    let mut expected = log.expected_failures();
+    expected.sort_unstable();
+    prop_assert_eq!(seen, expected, "invariant 3: the failures reported");
+    let pulled = log.pulled();
+    if collect {
+        let may_pull = k + 1 + limit * (1 + WAITING_PER_SLOT);
+        prop_assert!(
+            pulled <= may_pull,
+            "invariant 4: try_collect_all pulled {} items of an endless input whose item {} \
+             fails, limit {}",
+            pulled,
+            k,
+            limit
+        );
+        return Ok(());
+    }
+    let at = log
+        .0
+        .iter()
+        .position(|&event| event == Ev::End(step, k, false))
+        .expect("item k failed");
+    let (may_pull, may_acquire) = if two_workers {
+        (limit, limit - 1)
+    } else {
+        (0, 0)
+    };
+    let pulled_after = log.count_after(Some(at), |event| matches!(event, Ev::Pulled(_)));
+    let acquires_after = log.count_after(Some(at), |event| {
+        matches!(event, Ev::Start(Step::Acquire, _))
+    });
+    prop_assert!(
+        pulled_after <= may_pull && acquires_after <= may_acquire,
+        "invariant 4: for_each_scoped_spawned ({}) pulled {} items and started {} acquires \
+         after item {}'s failing {:?}: {:?}",
+        if two_workers {
+            "two workers"
+        } else {
+            "current_thread"
+        },
+        pulled_after,
+        acquires_after,
+        k,
+        step,
+        log
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- the properties of the probe
+
+// Fail-fast: the first failure stops the run at once — nothing pulled, no
+// acquire started after it, also from an endless input — the items in flight
+// are cancelled (a stuck one too), every release is awaited, and every
+// failure is reported.
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Invariant 4: `for_each_scoped_concurrent` over an endless input whose
+    /// item `k` fails returns, having pulled fewer than `k + limit + 1` items,
+    /// none after the failing step.
+    #[test]
+    fn for_each_concurrent_stops_pulling_an_endless_input(
+        (release, step) in release_and_failing_step(),
+        limit in limits(),
+        k in 0_usize..=10,
+        siblings in sibling_plans(),
+    ) {
+        within_time_limit("for_each_concurrent_stops_pulling_an_endless_input", move || {
+            check_endless(FailFast::ForEach, release, limit, k, step, siblings)
+        })?;
+    }
+
+    /// Invariant 4: `try_collect_all` on either mapping stream over an endless
+    /// input whose item `k` fails returns, having pulled fewer than
+    /// `k + limit + 1` items, none after its first `Err`.
+    #[test]
+    fn try_collect_all_stops_pulling_an_endless_input(
+        ordered in any::<bool>(),
+        (release, step) in release_and_failing_step(),
+        limit in limits(),
+        k in 0_usize..=10,
+        siblings in sibling_plans(),
+    ) {
+        let which = if ordered { FailFast::CollectOrdered } else { FailFast::CollectUnordered };
+        within_time_limit("try_collect_all_stops_pulling_an_endless_input", move || {
+            check_endless(which, release, limit, k, step, siblings)
+        })?;
+    }
+
+    /// Invariants 3–5 for the fail-fast runs over finite inputs whose steps
+    /// fail at random: no item pulled and no acquire started after the
+    /// failing step returned (`try_collect_all`: after its first `Err`); every
+    /// failure reported once, the right one first; quiescent on return.
+    #[test]
+    fn fail_fast_starts_nothing_after_the_first_failure(
+        which in fail_fasts(),
+        release in releases(),
+        limit in limits(),
+        plans in failing_plans(),
+    ) {
+        within_time_limit("fail_fast_starts_nothing_after_the_first_failure", move || {
+            check_fail_fast_run(which, release, limit, plans).map(drop)
+        })?;
+    }
+
+    /// Invariant 4 at the step: a failing body whose async release is slow,
+    /// siblings quick to acquire: `for_each_scoped_concurrent` acquires
+    /// nothing after the body's failure, and returns after the release.
+    #[test]
+    fn a_failing_body_with_a_slow_release_stops_acquiring_at_once(
+        limit in limits(),
+        k in 0_usize..=8,
+        extra in 0_usize..=6,
+        slow in 1_usize..=16,
+        k_waits in waits(MAX_YIELDS),
+        siblings in proptest::collection::vec(waits(2), MAX_ITEMS),
+    ) {
+        let n = k + 1 + extra;
+        within_time_limit("a_failing_body_with_a_slow_release_stops_acquiring_at_once", move || {
+            check_slow_release(limit, n, k, slow, k_waits, &siblings)
+        })?;
+    }
+
+    /// Stuck items (an acquire or a body pending forever, never woken) beside
+    /// a failing one: each fail-fast run still returns, the stuck items
+    /// cancelled and their resources released (told `Cancelled`) before it
+    /// does. (For `try_map_scoped_concurrent`, whose `Err` waits for the items
+    /// before it, the stuck items come after the failing one.)
+    #[test]
+    fn stuck_items_are_cancelled_and_released(
+        (which, release, limit, n, k) in (fail_fasts(), releases(), 2_usize..=5, 2..=MAX_ITEMS)
+            .prop_flat_map(|(which, release, limit, n)| {
+                let last = if which == FailFast::CollectOrdered { n - 2 } else { n - 1 };
+                (Just(which), Just(release), Just(limit), Just(n), 0..=last)
+            }),
+        k_fails_at_acquire in any::<bool>(),
+        stuck in proptest::collection::vec((any::<usize>(), any::<bool>()), 1..5),
+        yields in yields(MAX_YIELDS),
+    ) {
+        // At most `limit - 1` stuck: item `k` must get a slot.
+        let stuck: Vec<_> = stuck.into_iter().take(limit - 1).collect();
+        within_time_limit("stuck_items_are_cancelled_and_released", move || {
+            check_stuck(which, release, limit, n, k, k_fails_at_acquire, &stuck, &yields)
+        })?;
+    }
+
+    /// Invariant 3 with many failing releases (one in two), some failing
+    /// bodies, items cancelled mid-body: every failed release is in the
+    /// returned `Failures` exactly once, with its item's index (as `Release`,
+    /// in `Use { release }`, or in `Cancelled { release }`).
+    #[test]
+    fn every_failing_release_is_reported_once(
+        which in fail_fasts(),
+        limit in limits(),
+        plans in plans_with_failing_releases(),
+    ) {
+        within_time_limit("every_failing_release_is_reported_once", move || {
+            check_fail_fast_run(which, Release::Bracket, limit, plans).map(drop)
+        })?;
+    }
+}
+
+// Panics with other items in flight (stuck ones too, and slow releases).
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Invariant 5 for panics: when the panic comes out of any of the three
+    /// adapters, every resource acquired has been released — every async
+    /// release completed (the panicking item's told `Panicked`, the items
+    /// cancelled told `Cancelled`).
+    #[test]
+    fn a_panic_resumes_only_after_every_release_completed(case in panic_cases()) {
+        within_time_limit("a_panic_resumes_only_after_every_release_completed", move || {
+            check_panic_run(case.adapter, case.release, case.limit, case.plans, case.expected, false)
+        })?;
+    }
+
+    /// Invariant 8: a consumer that catches the panic (`catch_unwind` around
+    /// `block_on(stream.next())`) and polls on gets a panic or the end, never
+    /// an item, never `Pending` forever.
+    #[test]
+    fn polled_after_a_panic_an_adapter_panics_or_ends(case in panic_cases()) {
+        within_time_limit("polled_after_a_panic_an_adapter_panics_or_ends", move || {
+            check_panic_run(case.adapter, case.release, case.limit, case.plans, case.expected, true)
+        })?;
+    }
+}
+
+// The spawned adapters: one runtime per case.
+proptest! {
+    #![proptest_config(config(128))]
+
+    /// Invariant 4 for `for_each_scoped_spawned` and
+    /// `try_map_scoped_spawned(..).try_collect_all()`, on a `current_thread`
+    /// or a two-worker runtime: an endless input whose item `k` fails (its
+    /// release maybe slow) — the run returns, stopped at once.
+    #[test]
+    fn spawned_adapters_stop_at_once(
+        two_workers in any::<bool>(),
+        collect in any::<bool>(),
+        release in releases(),
+        limit in limits(),
+        k in 0_usize..=10,
+        step in prop_oneof![Just(Step::Acquire), Just(Step::Use)],
+        k_release_waits in 0_usize..=8,
+        siblings in proptest::collection::vec(waits(MAX_YIELDS).prop_map(Plan::ok_after), 1..=8),
+    ) {
+        within_time_limit("spawned_adapters_stop_at_once", move || {
+            check_spawned_stop(
+                two_workers, collect, release, limit, k, step, k_release_waits, siblings,
+            )
+        })?;
+    }
+}
+
+// ---------------------------------------------------------------- behind a stuck item
+
+/// Invariants 1 and 8 behind an item stuck in its body (pending forever, never
+/// woken) — whose result, in `try_map_scoped_concurrent`, holds up every later
+/// one: a finished item whose result waits for its turn holds no slot of the
+/// limit, so the stream keeps its other slots busy. Polled only when its waker
+/// was woken (`inputs::run_until_stalled`), it must run every other item —
+/// acquired, used, released, its result yielded or waiting — before it waits
+/// for the stuck one alone; dropped, it releases that one too.
+fn check_fills_behind_a_stuck_item(
+    adapter: Adapter,
+    limit: usize,
+    n: usize,
+    stuck: usize,
+    yields: &[Yields],
+) -> Result<(), TestCaseError> {
+    let tracker = Tracker::new();
+    let acquire = async |index: usize| {
+        yield_n(yields[index].acquire).await;
+        Ok::<_, Infallible>((index, tracker.acquire()))
+    };
+    let body = async |resource: &mut (usize, Tracked)| {
+        if resource.0 == stuck {
+            std::future::pending::<()>().await;
+        }
+        yield_n(yields[resource.0].body).await;
+        Ok::<_, Infallible>(resource.0)
+    };
+    let mut yielded = Vec::new();
+    let mut drain = |mut stream: Pin<
+        &mut DynResults<'_, usize, ScopedError<Infallible, Infallible, Infallible>>,
+    >| {
+        run_until_stalled(|cx| {
+            loop {
+                match stream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(result)) => yielded.push(index_of_infallible(&result)),
+                    Poll::Ready(None) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+    };
+    let (ended, acquired, live) = match adapter {
+        Adapter::Ordered => {
+            let mut stream =
+                pin!(stream::iter(0..n).try_map_scoped_concurrent(limit, acquire, body));
+            let ended = drain(stream.as_mut());
+            (ended, tracker.acquired().len(), tracker.live())
+        }
+        Adapter::Unordered => {
+            let mut stream =
+                pin!(stream::iter(0..n).try_map_scoped_unordered(limit, acquire, body));
+            let ended = drain(stream.as_mut());
+            (ended, tracker.acquired().len(), tracker.live())
+        }
+        Adapter::ForEach => unreachable!("a stream adapter"),
+    };
+    prop_assert!(ended.is_none(), "the stream ended, yet an item is stuck");
+    // With a limit of 1 the stuck item holds the only slot.
+    let runnable = if limit == 1 { stuck + 1 } else { n };
+    prop_assert_eq!(
+        acquired,
+        runnable,
+        "invariants 1 and 8: {:?}, limit {}, item {} of {} stuck: the stream waits (pending, \
+         not woken) having acquired {} items, though a slot is free and the input ready",
+        adapter,
+        limit,
+        stuck,
+        n,
+        acquired
+    );
+    prop_assert_eq!(live, 1, "only the stuck item holds its resource");
+    let expected: Vec<usize> = match adapter {
+        Adapter::Ordered => (0..stuck).collect(),
+        _ => (0..runnable).filter(|&index| index != stuck).collect(),
+    };
+    yielded.sort_unstable();
+    prop_assert_eq!(
+        yielded,
+        expected,
+        "the results yielded before the stuck one"
+    );
+    check_resources(&tracker, limit, "after the stream was dropped")
+}
+
+fn index_of_infallible(
+    result: &Result<usize, ScopedError<Infallible, Infallible, Infallible>>,
+) -> usize {
+    match result {
+        Ok(index) => *index,
+        Err(error) => error.index(),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Invariants 1 and 8 for both mapping streams: behind an item stuck in
+    /// its body, the other items all run before the stream waits for it alone.
+    #[test]
+    fn mapping_streams_fill_their_slots_behind_a_stuck_item(
+        ordered in any::<bool>(),
+        limit in limits(),
+        (n, stuck) in (1..=MAX_ITEMS).prop_flat_map(|n| (Just(n), 0..n)),
+        yields in yields(MAX_YIELDS),
+    ) {
+        let adapter = if ordered { Adapter::Ordered } else { Adapter::Unordered };
+        within_time_limit("mapping_streams_fill_their_slots_behind_a_stuck_item", move || {
+            check_fills_behind_a_stuck_item(adapter, limit, n, stuck, &yields)
+        })?;
+    }
 }
