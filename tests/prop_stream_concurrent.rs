@@ -17,6 +17,22 @@
 //! `try_cancel_at_every_poll`). Only the `spawn_on_cancel`
 //! property needs a runtime (the spawned releases run on it): a tokio
 //! `current_thread` runtime, inside which the adapter is still polled by hand.
+//!
+//! Beyond `stream::iter`, which is never `Pending`, the same checks run over
+//! inputs that are `Pending` between items (`common/inputs.rs`: one that wakes
+//! itself, and a channel fed as the run goes on a strict executor that polls
+//! only when woken, so a lost wake-up fails at once). The properties of the
+//! second half script each item directly (`Probe`) and log, in one sequence,
+//! every step, every item pulled from the input and what each release is
+//! told, so that they can check what happened *after* a moment — nothing
+//! pulled or acquired after the first failure, also from an endless input;
+//! every release completed when a failure or a panic comes out — with stuck
+//! items, slow releases, failing releases, panics with items in flight, a
+//! consumer that polls on after a panic, and the spawned adapters (feature
+//! `tokio`) on a `current_thread` and a two-worker runtime.
+//!
+//! Every case runs under a time limit (`inputs::within_time_limit`), so that a
+//! hang fails it in seconds, with its name.
 
 #[path = "common/cases.rs"]
 mod cases;
@@ -1052,16 +1068,18 @@ fn check_spawn_on_cancel(
         let after = notes.get();
         for &note in &at_drop {
             if let Note::Acquired(index) = note {
-                let held = !at_drop.contains(&Note::ReleaseStarted(index));
-                if held {
-                    prop_assert!(
-                        after.contains(&Note::ReleaseDone(index)),
-                        "invariant 6: item {}'s resource was held by its body when the adapter \
-                         was dropped after {} polls, but its async release never ran",
-                        index,
-                        cap
-                    );
-                }
+                // Held by its body, or already in its release (cut off at one
+                // of the release's own polls): either way the release is
+                // handed to the runtime and completes.
+                let running = at_drop.contains(&Note::ReleaseStarted(index));
+                prop_assert!(
+                    after.contains(&Note::ReleaseDone(index)),
+                    "invariant 6: item {}'s resource was {} when the adapter was dropped \
+                     after {} polls, but its async release never completed",
+                    index,
+                    if running { "being released" } else { "held by its body" },
+                    cap
+                );
             }
         }
         check_resources(&tracker, limit, &format!("dropped after {cap} polls"))?;
@@ -2275,6 +2293,105 @@ fn check_slow_release(
     Ok(())
 }
 
+/// The guide's "stop at once" for `try_collect_all` ("a fail-fast adapter —
+/// `for_each_scoped_concurrent`, `for_each_scoped_spawned`, `try_collect_all`
+/// — acquires nothing after the moment an acquire or a body fails — not after
+/// that item's release") and DESIGN invariant 4: item `k`'s body fails, its
+/// async release then takes `slow` polls, its siblings are quick, and one of
+/// them may be stuck in its body (`stuck`). Run on a strict executor (polled
+/// only when woken), `try_collect_all` on either mapping stream must return —
+/// not wait forever for the stuck item — with item `k`'s failure first,
+/// having started no acquire after item `k`'s body failed, quiescent.
+#[allow(clippy::too_many_arguments)]
+fn check_collect_stops_at_the_step(
+    ordered: bool,
+    limit: usize,
+    n: usize,
+    k: usize,
+    slow: usize,
+    stuck: Option<usize>,
+    k_waits: Yields,
+    siblings: &[Yields],
+) -> Result<(), TestCaseError> {
+    let plans: Vec<Plan> = (0..n)
+        .map(|index| {
+            if index == k {
+                failing_at(
+                    Step::Use,
+                    Yields {
+                        release: slow,
+                        ..k_waits
+                    },
+                )
+            } else if Some(index) == stuck {
+                Plan {
+                    body: Does::Hang,
+                    ..Plan::ok_after(siblings[index])
+                }
+            } else {
+                Plan::ok_after(siblings[index])
+            }
+        })
+        .collect();
+    let probe = Probe::of(plans);
+    let (acquire, body) = (probe.bracket_acquire(), probe.body());
+    let input = stream::iter(probe.items(n));
+    let returned = if ordered {
+        let mut collect = pin!(
+            input
+                .try_map_scoped_concurrent(limit, acquire, body)
+                .try_collect_all::<Vec<usize>>()
+        );
+        run_until_stalled(|cx| collect.as_mut().poll(cx))
+    } else {
+        let mut collect = pin!(
+            input
+                .try_map_scoped_unordered(limit, acquire, body)
+                .try_collect_all::<Vec<usize>>()
+        );
+        run_until_stalled(|cx| collect.as_mut().poll(cx))
+    };
+    let which = if ordered {
+        "try_map_scoped_concurrent"
+    } else {
+        "try_map_scoped_unordered"
+    };
+    let log = probe.log();
+    let Some(result) = returned else {
+        return Err(TestCaseError::fail(format!(
+            "invariants 4 and 5: {which}(..).try_collect_all() waits forever (pending, not \
+             woken) although item {k}'s body failed: it did not cancel the item stuck in \
+             its body ({stuck:?}); log {log:?}"
+        )));
+    };
+    let failures = match result {
+        Ok(_) => return Err(TestCaseError::fail("returned Ok, yet item k fails")),
+        Err(failures) => failures,
+    };
+    prop_assert_eq!(failures.index(), k, "the failure reported first");
+    let failed_at = log
+        .0
+        .iter()
+        .position(|&event| event == Ev::End(Step::Use, k, false))
+        .expect("item k's body failed");
+    let acquires_after =
+        log.count_after(Some(failed_at), |event| matches!(event, Ev::Start(Step::Acquire, _)));
+    prop_assert_eq!(
+        acquires_after,
+        0,
+        "invariant 4 (guide: stop at once): {}(..).try_collect_all() started {} acquire(s) after \
+         item {}'s body failed (limit {}, its release {} polls): {:?}",
+        which,
+        acquires_after,
+        k,
+        limit,
+        slow,
+        log
+    );
+    check_quiescent(&probe, &log, limit, Release::Bracket, "when try_collect_all returned")?;
+    check_told(&probe, &log)
+}
+
 /// Stuck items — an acquire or a body that never ends, and is never woken —
 /// beside item `k`, which fails: the fail-fast run still returns, with `k`'s
 /// failure first; every stuck item it started is cancelled: a stuck body is
@@ -2763,6 +2880,29 @@ proptest! {
         let n = k + 1 + extra;
         within_time_limit("a_failing_body_with_a_slow_release_stops_acquiring_at_once", move || {
             check_slow_release(limit, n, k, slow, k_waits, &siblings)
+        })?;
+    }
+
+    /// Invariant 4 at the step, and 5, for `try_collect_all` on either mapping
+    /// stream, as the guide promises for every fail-fast adapter: a failing
+    /// body whose async release is slow, quick siblings (one maybe stuck):
+    /// no acquire starts after the body's failure, and a stuck sibling is
+    /// cancelled rather than waited for.
+    #[test]
+    fn try_collect_all_stops_acquiring_at_the_failing_step(
+        ordered in any::<bool>(),
+        limit in 2_usize..=5,
+        k in 0_usize..=8,
+        extra in 0_usize..=6,
+        slow in 1_usize..=16,
+        stuck in proptest::option::of(0_usize..MAX_ITEMS),
+        k_waits in waits(MAX_YIELDS),
+        siblings in proptest::collection::vec(waits(2), MAX_ITEMS),
+    ) {
+        let n = k + 1 + extra;
+        let stuck = stuck.map(|at| at % n).filter(|&index| index != k);
+        within_time_limit("try_collect_all_stops_acquiring_at_the_failing_step", move || {
+            check_collect_stops_at_the_step(ordered, limit, n, k, slow, stuck, k_waits, &siblings)
         })?;
     }
 

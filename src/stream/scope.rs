@@ -115,13 +115,25 @@ macro_rules! call_drop_after_panic {
 /// path it runs:
 ///
 /// - `scope!(by_drop, ..)`, for a release that is only `Drop`: the resource is a
-///   plain local, which cancellation and unwinding drop — its release. This path
-///   costs about what a hand-written loop does.
+///   plain local, which cancellation drops — its release. The body runs under
+///   `catch_unwind`, so that the resource is dropped after the body's panic has
+///   stopped unwinding: a `Drop` that panicked during the unwinding would abort
+///   the process.
 /// - `scope!(guarded, ..)`, for an async release: the resource is guarded, so
 ///   that a cancelled scope hands it to [`AsyncAcquire::release_on_cancel`]; the body
 ///   runs under `catch_unwind`, so that its panic waits for the awaited release.
 ///   If the scope is dropped during the release, the release future is dropped
-///   with the resource it owns.
+///   with the resource it owns (a `spawn_on_cancel` bracket's release future
+///   hands itself to the runtime instead: `crate::tokio`).
+///
+/// With `cancel: $cancel` — the item of a concurrent adapter — the scope is
+/// one of several cancelled together (`super::cancel`): it acquires nothing
+/// once they are cancelled, races its acquire and its body against the
+/// cancellation (a cancelled body's resource is released told
+/// [`Outcome::Cancelled`](crate::Outcome::Cancelled), and the scope ends as
+/// `ScopedError::Cancelled`), reports a failing acquire or body at the moment
+/// it returns (a fail-fast adapter then cancels the others), and a panicking
+/// body before its release is awaited.
 ///
 /// A macro rather than an `async fn`: every nested `async fn` is a state machine
 /// of its own, which the optimiser does not merge into the caller's, and on a
@@ -129,9 +141,10 @@ macro_rules! call_drop_after_panic {
 /// cloned where it is used, and each clone, like the body, is moved into the call:
 /// no future borrows the adapter's closures, which is what keeps the adapters'
 /// futures `Send` with closures that capture by reference (a future borrowing a
-/// closure across an `.await` is "not general enough" for rustc); the acquire is matched inside a `let`, with a labelled
-/// break for its error, as `?` would, because the scrutinee of a `match`
-/// statement lives through its arms and so across their `.await`s.
+/// closure across an `.await` is "not general enough" for rustc). Each step's
+/// result is unwrapped inside a block of its own, with a labelled break for its
+/// error, as `?` would: a local (or a `match` scrutinee) still in scope at a
+/// later `.await` keeps its own room in the state machine.
 /// `tests/spawnable.rs` holds the `Send` promise.
 ///
 /// With the `tracing` feature (see `crate::trace`), each scope makes the item's
