@@ -1168,3 +1168,112 @@ async fn a_shutdown_cut_off_by_a_dropped_adapter_still_reaches_the_server() {
     assert_eq!(received.len(), expected.len(), "bytes the server received");
     assert!(received == expected, "the server received other bytes");
 }
+
+// ============================================ a failed release, and which failure is first
+
+/// Item 0's body succeeds but its release fails; the input never ends. Both
+/// fail-fast adapters stop at that failure (a release's failure is one too)
+/// rather than pull the endless input, and return it.
+#[tokio::test(start_paused = true)]
+async fn a_failed_release_stops_a_fail_fast_adapter_over_an_endless_input() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let input = {
+        let pulled = Arc::clone(&pulled);
+        stream::iter(0_u32..).inspect(move |_| {
+            pulled.fetch_add(1, SeqCst);
+        })
+    };
+    let connections =
+        async_bracket(async |id: u32| Ok::<_, io::Error>(id)).release(|id: u32| async move {
+            sleep(Duration::from_millis(1)).await;
+            if id == 0 {
+                Err(io::Error::other("fsync of item 0 failed"))
+            } else {
+                Ok(())
+            }
+        });
+    let body = async |_: &mut u32| {
+        sleep(Duration::from_millis(5)).await;
+        Ok::<_, io::Error>(())
+    };
+
+    let spawned = within(input.for_each_scoped_spawned(2, connections.clone(), body)).await;
+    let failures = spawned.expect_err("item 0's release fails");
+    assert!(
+        matches!(failures.first(), ScopedError::Release { index: 0, .. }),
+        "{failures:?}"
+    );
+    assert!(
+        pulled.load(SeqCst) < 10,
+        "pulled {} items",
+        pulled.load(SeqCst)
+    );
+
+    pulled.store(0, SeqCst);
+    let input = {
+        let pulled = Arc::clone(&pulled);
+        stream::iter(0_u32..).inspect(move |_| {
+            pulled.fetch_add(1, SeqCst);
+        })
+    };
+    let concurrent = within(input.for_each_scoped_concurrent(2, connections, body)).await;
+    let failures = concurrent.expect_err("item 0's release fails");
+    assert!(
+        matches!(failures.first(), ScopedError::Release { index: 0, .. }),
+        "{failures:?}"
+    );
+    assert!(
+        pulled.load(SeqCst) < 10,
+        "pulled {} items",
+        pulled.load(SeqCst)
+    );
+}
+
+/// Item 2's body fails at 10 ms (its release then takes 100 ms); item 1's
+/// body succeeded at 5 ms, and its release — already running, so not
+/// cancelled — fails at 15 ms. Item 1's failure reaches the adapter first,
+/// but item 2's happened first and stopped the adapter: it is `first`, item
+/// 1's among the others. Both adapters.
+#[tokio::test(start_paused = true)]
+async fn the_failure_that_stopped_the_adapter_comes_first() {
+    let connections =
+        async_bracket(async |id: u32| Ok::<_, io::Error>(id)).release(|id: u32| async move {
+            match id {
+                1 => {
+                    sleep(Duration::from_millis(10)).await;
+                    Err(io::Error::other("close of item 1 failed"))
+                }
+                2 => {
+                    sleep(Duration::from_millis(100)).await;
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        });
+    let body = async |id: &mut u32| match *id {
+        1 => {
+            sleep(Duration::from_millis(5)).await;
+            Ok(())
+        }
+        2 => {
+            sleep(Duration::from_millis(10)).await;
+            Err(io::Error::other("item 2: bad header"))
+        }
+        _ => Ok(()),
+    };
+    let check = |failures: Failures<Error>| {
+        assert!(
+            matches!(failures.first(), ScopedError::Use { index: 2, .. }),
+            "{failures:?}"
+        );
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(
+            matches!(failures.others()[0], ScopedError::Release { index: 1, .. }),
+            "{failures:?}"
+        );
+    };
+    let spawned = stream::iter(0_u32..3).for_each_scoped_spawned(3, connections.clone(), body);
+    check(within(spawned).await.expect_err("items 1 and 2 fail"));
+    let concurrent = stream::iter(0_u32..3).for_each_scoped_concurrent(3, connections, body);
+    check(within(concurrent).await.expect_err("items 1 and 2 fail"));
+}
