@@ -1077,7 +1077,11 @@ fn check_spawn_on_cancel(
                     "invariant 6: item {}'s resource was {} when the adapter was dropped \
                      after {} polls, but its async release never completed",
                     index,
-                    if running { "being released" } else { "held by its body" },
+                    if running {
+                        "being released"
+                    } else {
+                        "held by its body"
+                    },
                     cap
                 );
             }
@@ -1419,9 +1423,9 @@ enum Ev {
 const ENDLESS_CAP: usize = 5_000;
 
 /// How many finished results may wait for their turn per slot of the limit in
-/// the input-order adapters (`WAITING_PER_SLOT` in `src/stream/concurrent.rs`;
-/// not in the rustdoc): bounds what an input-order stream pulls beyond its
-/// first `Err`.
+/// the input-order adapters ("at most 32 × `limit` finished results wait", in
+/// the rustdoc of `try_map_scoped_concurrent`): bounds what an input-order
+/// stream pulls beyond its first `Err`.
 const WAITING_PER_SLOT: usize = 32;
 
 /// An item's resource: its position, and a tracked resource.
@@ -2374,8 +2378,9 @@ fn check_collect_stops_at_the_step(
         .iter()
         .position(|&event| event == Ev::End(Step::Use, k, false))
         .expect("item k's body failed");
-    let acquires_after =
-        log.count_after(Some(failed_at), |event| matches!(event, Ev::Start(Step::Acquire, _)));
+    let acquires_after = log.count_after(Some(failed_at), |event| {
+        matches!(event, Ev::Start(Step::Acquire, _))
+    });
     prop_assert_eq!(
         acquires_after,
         0,
@@ -2388,7 +2393,13 @@ fn check_collect_stops_at_the_step(
         slow,
         log
     );
-    check_quiescent(&probe, &log, limit, Release::Bracket, "when try_collect_all returned")?;
+    check_quiescent(
+        &probe,
+        &log,
+        limit,
+        Release::Bracket,
+        "when try_collect_all returned",
+    )?;
     check_told(&probe, &log)
 }
 
@@ -2421,7 +2432,9 @@ fn check_stuck(
     let mut stuck_items = BTreeSet::new();
     for &(at, in_acquire) in stuck {
         // After `k` in input order for `try_map_scoped_concurrent`, whose
-        // `Err` waits for every item before it.
+        // `Err` waits for every item before it (its `try_collect_all` stops
+        // at the first `Err` it yields; one stuck before `k` is the case of
+        // `try_collect_all_stops_acquiring_at_the_failing_step`).
         let index = match which {
             FailFast::CollectOrdered => k + 1 + at % (n - k - 1),
             FailFast::ForEach | FailFast::CollectUnordered => at % n,
@@ -2910,7 +2923,8 @@ proptest! {
     /// a failing one: each fail-fast run still returns, the stuck items
     /// cancelled and their resources released (told `Cancelled`) before it
     /// does. (For `try_map_scoped_concurrent`, whose `Err` waits for the items
-    /// before it, the stuck items come after the failing one.)
+    /// before it, the stuck items come after the failing one: see
+    /// `try_collect_all_stops_acquiring_at_the_failing_step` for one before.)
     #[test]
     fn stuck_items_are_cancelled_and_released(
         (which, release, limit, n, k) in (fail_fasts(), releases(), 2_usize..=5, 2..=MAX_ITEMS)
