@@ -478,7 +478,8 @@ mod slow_head {
         let mut group = c.benchmark_group("tokio_slow_head_map");
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(3));
-        let variants: [(&str, fn(&tokio::runtime::Runtime) -> u64); 3] = [
+        type Run = fn(&tokio::runtime::Runtime) -> u64;
+        let variants: [(&str, Run); 3] = [
             ("buffered", buffered),
             ("try_map_scoped_concurrent", concurrent),
             ("try_map_scoped_unordered", unordered),

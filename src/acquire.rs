@@ -33,11 +33,12 @@ pub enum Outcome {
     Failed,
     /// The body panicked; the panic resumes once the release has run.
     Panicked,
-    /// The item's work was dropped before it finished: the async adapter was
-    /// cancelled mid-item. A cancelled adapter cannot await a release, so the
-    /// adapters never pass this to `release` themselves; an async bracket built
-    /// with `.release_with(..).spawn_on_cancel()` (feature `tokio`) passes it to
-    /// the release it spawns. The sync adapters run each item's scope to its end
+    /// The item's work was dropped before it finished. A concurrent adapter
+    /// cancels the bodies in flight when another item fails or panics (or its
+    /// stream is stopped), and awaits their releases told this; an async
+    /// bracket built with `.release_with(..).spawn_on_cancel()` (feature
+    /// `tokio`) passes it to the release it spawns when the adapter itself is
+    /// dropped mid-item. The sync adapters run each item's scope to its end
     /// within one call and never see it.
     Cancelled,
 }

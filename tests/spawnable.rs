@@ -1274,7 +1274,10 @@ async fn for_each_scoped_concurrent_fails_with_slow_releases_in_flight() {
         match failing {
             None => assert!(result.is_ok(), "{result:?}"),
             Some(_) => assert!(
-                matches!(result.as_ref().map_err(Failures::first), Err(ScopedError::Use { index: 1, .. })),
+                matches!(
+                    result.as_ref().map_err(Failures::first),
+                    Err(ScopedError::Use { index: 1, .. })
+                ),
                 "{result:?}"
             ),
         }

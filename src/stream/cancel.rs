@@ -1,9 +1,10 @@
 //! How the items in flight of a concurrent adapter are cancelled together.
 //!
 //! They are cancelled at the first panic of any item, and — in a fail-fast
-//! adapter — at the first failing acquire or body, at the moment the step
-//! returns (before that item's release, so that the adapter stops acquiring at
-//! once). A cancelled item that has not acquired yet acquires nothing; one that
+//! adapter (the for-each ones, and a mapping stream collected by
+//! `try_collect_all`) — at the first failing acquire or body, at the moment the
+//! step returns (before that item's release, so that the adapter stops
+//! acquiring at once). A cancelled item that has not acquired yet acquires nothing; one that
 //! is acquiring or running its body drops that future at its current `.await`,
 //! releases the resource told [`Outcome::Cancelled`](crate::Outcome::Cancelled),
 //! and ends as [`ScopedError::Cancelled`]. A release already running is never
@@ -39,6 +40,22 @@ use crate::ScopedError;
 pub(super) trait Cancellation {
     /// Whether the items are cancelled: the engine acquires no more.
     fn is_cancelled(&self) -> bool;
+    /// Whether the first failing acquire or body cancels the items.
+    fn is_fail_fast(&self) -> bool;
+    /// What to tell the items about to be polled: [`CANCELLED`], [`ARMED`]
+    /// (fail-fast) or [`RUNNING`].
+    #[inline]
+    fn told(&self) -> usize {
+        if self.is_cancelled() {
+            CANCELLED
+        } else if self.is_fail_fast() {
+            ARMED
+        } else {
+            RUNNING
+        }
+    }
+    /// Makes the first failing acquire or body cancel the items.
+    fn make_fail_fast(&mut self);
     /// Cancels the items.
     fn cancel(&mut self);
     /// Cancels the items because item `index` failed (kept if it is the first).
@@ -50,22 +67,50 @@ pub(super) trait Cancellation {
 /// The cancellation of an engine whose items it polls itself.
 #[derive(Debug, Default)]
 pub(super) struct Local {
-    cancelled: bool,
+    // What the items are told: `RUNNING`, `ARMED` or `CANCELLED`, kept in the
+    // form the thread-local takes, since it is read before every poll.
+    told: usize,
     first_failure: Option<usize>,
+}
+
+impl Local {
+    /// The cancellation of a fail-fast engine.
+    pub(super) fn fail_fast() -> Self {
+        Self {
+            told: ARMED,
+            first_failure: None,
+        }
+    }
 }
 
 impl Cancellation for Local {
     #[inline]
     fn is_cancelled(&self) -> bool {
-        self.cancelled
+        self.told >= CANCELLED
+    }
+
+    #[inline]
+    fn is_fail_fast(&self) -> bool {
+        self.told == ARMED
+    }
+
+    #[inline]
+    fn told(&self) -> usize {
+        self.told
+    }
+
+    fn make_fail_fast(&mut self) {
+        if self.told == RUNNING {
+            self.told = ARMED;
+        }
     }
 
     fn cancel(&mut self) {
-        self.cancelled = true;
+        self.told = CANCELLED;
     }
 
     fn fail(&mut self, index: usize) {
-        self.cancelled = true;
+        self.told = CANCELLED;
         self.first_failure.get_or_insert(index);
     }
 
@@ -83,23 +128,28 @@ pub(super) struct Polled {
 
 // What the engine polling its items on this thread and those items tell each
 // other, in one word (it is written twice and read at least twice per item):
-// `NOT_CANCELLED`, `CANCELLED`, or `FAILED + index` — cancelled because the
-// item at `index` failed in this poll.
-const NOT_CANCELLED: usize = 0;
-const CANCELLED: usize = 1;
-const FAILED: usize = 2;
+// `RUNNING` (a failure is the item's own), `ARMED` (fail-fast: a failure
+// cancels the items), `CANCELLED`, or `FAILED + index` — cancelled because the
+// item at `index` failed (fail-fast) or panicked in this poll.
+pub(super) const RUNNING: usize = 0;
+pub(super) const ARMED: usize = 1;
+pub(super) const CANCELLED: usize = 2;
+const FAILED: usize = 3;
 
 std::thread_local! {
-    static POLLED: Cell<usize> = const { Cell::new(NOT_CANCELLED) };
+    static POLLED: Cell<usize> = const { Cell::new(RUNNING) };
 }
 
 /// Runs `poll` — the engine polling its items — with the items told whether
-/// they are `cancelled`, and returns what they reported. The previous state is
-/// restored afterwards (also if `poll` unwinds): an item's body may itself run
-/// a concurrent adapter.
+/// they are cancelled, or whether a failure cancels them, and returns what they
+/// reported. The previous state is restored afterwards (also if `poll`
+/// unwinds): an item's body may itself run a concurrent adapter.
 #[inline]
-pub(super) fn polling<R>(cancelled: bool, poll: impl FnOnce() -> R) -> (R, Polled) {
-    let outer = POLLED.replace(if cancelled { CANCELLED } else { NOT_CANCELLED });
+pub(super) fn polling<R>(
+    cancellation: &impl Cancellation,
+    poll: impl FnOnce() -> R,
+) -> (R, Polled) {
+    let outer = POLLED.replace(cancellation.told());
     let restore = scopeguard::guard(outer, |outer| POLLED.set(outer));
     let polled = poll();
     let told = POLLED.replace(scopeguard::ScopeGuard::into_inner(restore));
@@ -109,24 +159,25 @@ pub(super) fn polling<R>(cancelled: bool, poll: impl FnOnce() -> R) -> (R, Polle
 
 /// The scope's side for an item polled by the engine ([`polling`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Engine<const FAIL_FAST: bool>;
+pub(crate) struct Engine;
 
-impl<const FAIL_FAST: bool> Engine<FAIL_FAST> {
+impl Engine {
     /// Whether the items are cancelled.
     #[inline]
     pub(crate) fn is_cancelled(self) -> bool {
-        POLLED.get() != NOT_CANCELLED
+        POLLED.get() >= CANCELLED
     }
 
-    /// A step of item `index` failed: a fail-fast adapter cancels the items.
-    #[inline]
+    /// A step of item `index` failed: in a fail-fast engine, that cancels the
+    /// items.
+    #[cold]
     pub(crate) fn failed(self, index: usize) {
-        if FAIL_FAST {
-            self.fail(index);
+        if POLLED.get() == ARMED {
+            POLLED.set(index.saturating_add(FAILED));
         }
     }
 
-    /// Cancels the items because item `index` failed (or panicked).
+    /// Cancels the items because item `index` panicked.
     #[cold]
     pub(crate) fn fail(self, index: usize) {
         // The first failure of the poll is kept.
@@ -175,7 +226,7 @@ impl<F: Future> Future for EngineRace<F> {
         // The work first: a step that is ready costs no more than it did.
         match self.project().work.poll(cx) {
             Poll::Ready(output) => Poll::Ready(Ok(output)),
-            Poll::Pending if POLLED.get() != NOT_CANCELLED => Poll::Ready(Err(Cancelled)),
+            Poll::Pending if POLLED.get() >= CANCELLED => Poll::Ready(Err(Cancelled)),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -200,23 +251,16 @@ mod tasks {
 
     /// What the items of a spawned adapter — tasks of their own — share: the
     /// engine's side ([`Cancellation`]) and each scope's.
-    #[derive(Debug, Default)]
-    pub(crate) struct Siblings<const FAIL_FAST: bool> {
+    #[derive(Debug, Clone)]
+    pub(crate) struct Siblings {
         shared: Arc<Shared>,
-    }
-
-    // Not derived: a derive would not see that the const parameter needs no bound.
-    impl<const FAIL_FAST: bool> Clone for Siblings<FAIL_FAST> {
-        fn clone(&self) -> Self {
-            Self {
-                shared: Arc::clone(&self.shared),
-            }
-        }
     }
 
     #[derive(Debug, Default)]
     struct Shared {
         cancelled: AtomicBool,
+        // Whether the first failing acquire or body cancels the items.
+        fail_fast: AtomicBool,
         // The index of the item whose failure cancelled the others, plus one
         // (0: none yet).
         first_failure: AtomicUsize,
@@ -224,7 +268,17 @@ mod tasks {
         token: CancellationToken,
     }
 
-    impl<const FAIL_FAST: bool> Siblings<FAIL_FAST> {
+    impl Siblings {
+        /// The siblings of the items of an adapter, fail-fast or not.
+        pub(crate) fn new(fail_fast: bool) -> Self {
+            Self {
+                shared: Arc::new(Shared {
+                    fail_fast: AtomicBool::new(fail_fast),
+                    ..Shared::default()
+                }),
+            }
+        }
+
         /// Whether the items are cancelled.
         #[inline]
         pub(crate) fn is_cancelled(&self) -> bool {
@@ -232,9 +286,9 @@ mod tasks {
         }
 
         /// A step of item `index` failed: a fail-fast adapter cancels the items.
-        #[inline]
+        #[cold]
         pub(crate) fn failed(&self, index: usize) {
-            if FAIL_FAST {
+            if self.shared.fail_fast.load(Ordering::Acquire) {
                 self.fail(index);
             }
         }
@@ -279,9 +333,17 @@ mod tasks {
         }
     }
 
-    impl<const FAIL_FAST: bool> Cancellation for Siblings<FAIL_FAST> {
+    impl Cancellation for Siblings {
         fn is_cancelled(&self) -> bool {
             Siblings::is_cancelled(self)
+        }
+
+        fn is_fail_fast(&self) -> bool {
+            self.shared.fail_fast.load(Ordering::Acquire)
+        }
+
+        fn make_fail_fast(&mut self) {
+            self.shared.fail_fast.store(true, Ordering::Release);
         }
 
         fn cancel(&mut self) {

@@ -422,6 +422,11 @@ where
     pub(super) fn first_failure(&self) -> Option<usize> {
         self.cancellation.first_failure()
     }
+
+    /// Makes the first failing acquire or body cancel the others.
+    pub(super) fn make_fail_fast(self: Pin<&mut Self>) {
+        self.project().cancellation.make_fail_fast();
+    }
 }
 
 /// Wakes every item of `in_flight` to see the cancellation, unless `woken`
@@ -471,14 +476,12 @@ where
                 }
             }
             let in_flight = &mut *this.in_flight;
-            let (polled, reported) =
-                polling(this.cancellation.is_cancelled(), || in_flight.poll_next(cx));
-            // An item failed (or panicked) in that poll and cancelled the
-            // others: wake those that wait, so that they see it.
+            let (polled, reported) = polling(&*this.cancellation, || in_flight.poll_next(cx));
+            // An item failed (fail-fast) or panicked in that poll and cancelled
+            // the others: wake those that wait, so that they see it. (The items
+            // of the spawned adapters are tasks, woken by their own token.)
             if let Some(index) = reported.failure {
                 this.cancellation.fail(index);
-            }
-            if this.cancellation.is_cancelled() {
                 wake_once(this.in_flight, this.woken);
             }
             let Poll::Ready(polled) = polled else {

@@ -383,9 +383,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                 async move {
                     let start = |item, index| {
                         let (acquire, body) = (&acquire, &body);
-                        // Fail-fast: the first failing acquire or body cancels
-                        // the others.
-                        let cancel = Engine::<true>;
+                        let cancel = Engine;
                         async move {
                             scope!($path, *acquire, body.clone(), item, index, cancel: cancel)
                         }
@@ -393,7 +391,9 @@ pub trait ScopedStreamExt: Stream + Sized {
                     let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _, _>(
                         self,
                         limit,
-                        Local::default(),
+                        // Fail-fast: the first failing acquire or body cancels
+                        // the others.
+                        Local::fail_fast(),
                         start
                     ));
                     let mut failures = None;
@@ -783,8 +783,9 @@ where
         ($path:ident) => {
             concurrent::drive::<O, _, _, _, _>(stream, limit, Local::default(), move |item, index| {
                 let (acquire, body) = (acquire.clone(), body.clone());
-                // Not fail-fast: an item's failure is its own result.
-                let cancel = Engine::<false>;
+                // Not fail-fast (unless collected by `try_collect_all`): an
+                // item's failure is its own result.
+                let cancel = Engine;
                 async move { scope!($path, acquire, body, item, index, cancel: cancel) }
             })
         };

@@ -60,10 +60,18 @@ pub trait ScopedStream<T, A, U, R>:
     /// ```
     fn stop(self: Pin<&mut Self>);
 
-    /// Collects the values into `C`, fail-fast: at the first `Err` it
-    /// [stops](ScopedStream::stop) the stream, waits for every item in flight
-    /// to end — every release completed — and returns the first failure with
-    /// every other failure of those items ([`Failures`]).
+    /// Makes the stream fail-fast before its first poll: the first failing
+    /// acquire or body cancels the items in flight at once (see
+    /// [`try_collect_all`](ScopedStream::try_collect_all)).
+    #[doc(hidden)]
+    fn make_fail_fast(self: Pin<&mut Self>);
+
+    /// Collects the values into `C`, fail-fast: the moment an item's acquire or
+    /// body fails (or at the first `Err` of any kind) it acquires nothing more,
+    /// cancels the items in flight (told
+    /// [`Outcome::Cancelled`](crate::Outcome::Cancelled)), waits for every one
+    /// of them to end — every release completed — and returns the first
+    /// failure with every other failure of those items ([`Failures`]).
     ///
     /// Where `try_collect` returns at the first `Err` and drops the items in
     /// flight (their async releases abandoned), this returns only when nothing
@@ -102,6 +110,7 @@ pub trait ScopedStream<T, A, U, R>:
     {
         async move {
             let mut results = pin!(self);
+            results.as_mut().make_fail_fast();
             let mut collected = C::default();
             let mut failures = None;
             while let Some(result) = results.next().await {
@@ -132,6 +141,10 @@ where
     fn stop(self: Pin<&mut Self>) {
         self.cancel();
     }
+
+    fn make_fail_fast(self: Pin<&mut Self>) {
+        Drive::make_fail_fast(self);
+    }
 }
 
 impl<L, Rt, T, A, U, R> ScopedStream<T, A, U, R> for Either<L, Rt>
@@ -143,6 +156,13 @@ where
         match self.as_pin_mut() {
             Either::Left(left) => left.stop(),
             Either::Right(right) => right.stop(),
+        }
+    }
+
+    fn make_fail_fast(self: Pin<&mut Self>) {
+        match self.as_pin_mut() {
+            Either::Left(left) => left.make_fail_fast(),
+            Either::Right(right) => right.make_fail_fast(),
         }
     }
 }

@@ -47,27 +47,28 @@ type Task<Out> = Map<AbortOnDropHandle<Out>, fn(Joined<Out>) -> Out>;
 // The engine's type is spelled out, not `impl Stream`, so that the fail-fast
 // adapter can call `Drive::fail`; its closure has no name to factor out.
 #[allow(clippy::type_complexity)]
-fn spawn_each<O, St, S, F, const FAIL_FAST: bool>(
+fn spawn_each<O, St, S, F>(
     stream: St,
     limit: NonZeroUsize,
+    fail_fast: bool,
     tracker: Option<TaskTracker>,
     mut task: S,
 ) -> concurrent::Drive<
     St,
     <O as Order>::Set<Task<F::Output>>,
     impl FnMut(St::Item, usize) -> Task<F::Output>,
-    Siblings<FAIL_FAST>,
+    Siblings,
 >
 where
     O: Order,
     St: Stream,
-    S: FnMut(St::Item, usize, &Siblings<FAIL_FAST>) -> F,
+    S: FnMut(St::Item, usize, &Siblings) -> F,
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let mut runtime = None;
     // Shared by the engine and every task: the tasks run on any thread.
-    let siblings = Siblings::default();
+    let siblings = Siblings::new(fail_fast);
     concurrent::drive::<O, _, _, Task<F::Output>, _>(
         stream,
         limit,
@@ -147,11 +148,12 @@ where
 {
     macro_rules! build {
         ($path:ident) => {
-            spawn_each::<InputOrder, _, _, _, false>(
+            spawn_each::<InputOrder, _, _, _>(
                 stream,
                 limit,
+                false,
                 acquire.task_tracker().cloned(),
-                move |item, index, siblings: &Siblings<false>| {
+                move |item, index, siblings: &Siblings| {
                     let (acquire, body, siblings) =
                         (Sending(acquire.clone()), body.clone(), siblings.clone());
                     async move {
@@ -186,7 +188,7 @@ where
             let tracker = acquire.task_tracker().cloned();
             // Fail-fast: the task whose acquire or body fails cancels the
             // others (and the engine pulls no more) before its release.
-            let start = move |item, index, siblings: &Siblings<true>| {
+            let start = move |item, index, siblings: &Siblings| {
                 let (acquire, body, siblings) =
                     (Sending(acquire.clone()), body.clone(), siblings.clone());
                 async move {
@@ -195,8 +197,8 @@ where
                 }
             };
             async move {
-                let mut tasks = pin!(spawn_each::<CompletionOrder, _, _, _, true>(
-                    stream, limit, tracker, start
+                let mut tasks = pin!(spawn_each::<CompletionOrder, _, _, _>(
+                    stream, limit, true, tracker, start
                 ));
                 let mut failures = None;
                 while let Some(finished) = tasks.next().await {
