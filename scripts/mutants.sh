@@ -15,7 +15,7 @@
 #
 # CARGO_INCREMENTAL=0: rustc's incremental cache crashed on some mutants. The
 # proptest case count (tests/common/cases.rs) is lowered so that each mutant's test run takes seconds;
-# every test has its own time limit, and --timeout catches the rest.
+# every test has its own time limit (3 s here), and --timeout catches the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ export CARGO_INCREMENTAL=0
 export CARGO_PROFILE_DEV_DEBUG=0
 export CARGO_PROFILE_TEST_DEBUG=0
 export LOOPSCOPE_PROPTEST_CASES=${LOOPSCOPE_PROPTEST_CASES:-24}
+export LOOPSCOPE_TEST_TIME_LIMIT=${LOOPSCOPE_TEST_TIME_LIMIT:-3}
 
 # The engine's files, unless the arguments name files of their own.
 files=(-f 'src/stream/**' -f src/scope.rs -f src/tokio.rs)

@@ -81,11 +81,12 @@ fn limits() -> impl Strategy<Value = usize> {
 
 /// Proptest's configuration for `default` cases (see `cases::config`), with
 /// shrinking capped in time: a case that hangs fails after
-/// `inputs::TIME_LIMIT`, and each shrink step that hangs too would cost as
+/// `inputs::time_limit()`, and each shrink step that hangs too would cost as
 /// much again.
 fn config(default: u32) -> proptest::test_runner::Config {
+    let max_shrink_time = u32::try_from(inputs::time_limit().as_millis() * 3).unwrap_or(u32::MAX);
     proptest::test_runner::Config {
-        max_shrink_time: 30_000,
+        max_shrink_time,
         ..cases::config(default)
     }
 }

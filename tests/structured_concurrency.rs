@@ -49,17 +49,24 @@ use tokio::task::yield_now;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::task::TaskTracker;
 
-/// How long any test may wait for a result before it counts as hung.
-const TIME_LIMIT: Duration = Duration::from_secs(10);
+/// How long any test may wait for a result before it counts as hung: 10 s, or
+/// the seconds in `LOOPSCOPE_TEST_TIME_LIMIT` (set by `scripts/mutants.sh`).
+fn time_limit() -> Duration {
+    let seconds = std::env::var("LOOPSCOPE_TEST_TIME_LIMIT")
+        .ok()
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or(10);
+    Duration::from_secs(seconds)
+}
 
 /// The error of an adapter whose acquire, body and release fail with `io::Error`.
 type Error = ScopedError<io::Error, io::Error, io::Error>;
 
-/// Awaits `future`, failing the test if it takes longer than [`TIME_LIMIT`].
+/// Awaits `future`, failing the test if it takes longer than [`time_limit`].
 async fn within<F: Future>(future: F) -> F::Output {
-    timeout(TIME_LIMIT, future)
+    timeout(time_limit(), future)
         .await
-        .expect("hung: no result within the 10 s time limit")
+        .expect("hung: no result within the time limit")
 }
 
 /// The message of a caught panic.
@@ -957,7 +964,7 @@ const SCENARIO: &str = "LOOPSCOPE_STRUCTURED_SCENARIO";
 
 /// Runs `scenario` in a child process — this test binary, running only the
 /// test `child` — and returns its exit status and what it printed; kills it
-/// and fails if it runs longer than [`TIME_LIMIT`].
+/// and fails if it runs longer than [`time_limit`].
 fn run_child(scenario: &str) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
@@ -980,7 +987,7 @@ fn run_child(scenario: &str) -> (std::process::ExitStatus, String) {
         if let Some(status) = child.try_wait().expect("the child's status") {
             break status;
         }
-        if started.elapsed() > TIME_LIMIT {
+        if started.elapsed() > time_limit() {
             let _ = child.kill();
             let _ = child.wait();
             panic!("{scenario}: the child process hung for 10 s");

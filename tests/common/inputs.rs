@@ -9,7 +9,7 @@
 //!   executor: the adapter is polled only when its waker was woken, so a lost
 //!   wake-up is a stall, reported as such, not a hang.
 //! - [`within_time_limit`]: runs a case on its own thread and fails it with a
-//!   clear message when it does not end within [`TIME_LIMIT`].
+//!   clear message when it does not end within [`time_limit`].
 //!
 //! Included by a test file with `#[path = "common/inputs.rs"]`, like `cases.rs`.
 
@@ -29,11 +29,19 @@ use futures::stream::Stream;
 
 // ---------------------------------------------------------------- time limit
 
-/// How long a test case may run before it counts as hung.
-pub const TIME_LIMIT: Duration = Duration::from_secs(10);
+/// How long a test case may run before it counts as hung: 10 s, or the
+/// seconds in `LOOPSCOPE_TEST_TIME_LIMIT` (the mutation run, `scripts/mutants.sh`,
+/// sets 3, so that a mutant that hangs fails in seconds).
+pub fn time_limit() -> Duration {
+    let seconds = std::env::var("LOOPSCOPE_TEST_TIME_LIMIT")
+        .ok()
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or(10);
+    Duration::from_secs(seconds)
+}
 
 /// Runs `case` on a thread of its own and returns what it returns; a panic of
-/// the case resumes here. If the case has not ended within [`TIME_LIMIT`], fails
+/// the case resumes here. If the case has not ended within [`time_limit`], fails
 /// at once with a message naming `what` — the hung thread is left behind (a
 /// thread cannot be killed), and the process ends it when the tests end.
 ///
@@ -53,7 +61,8 @@ pub fn within_time_limit<T: Send + 'static>(
             let _late = sender.send(case());
         })
         .expect("a thread for the case");
-    match receiver.recv_timeout(TIME_LIMIT) {
+    let limit = time_limit();
+    match receiver.recv_timeout(limit) {
         Ok(output) => {
             thread.join().expect("the case has returned");
             output
@@ -63,7 +72,7 @@ pub fn within_time_limit<T: Send + 'static>(
             Ok(()) => unreachable!("the case ended without sending its result"),
         },
         Err(RecvTimeoutError::Timeout) => panic!(
-            "{what}: the case did not end within {TIME_LIMIT:?}: the adapter hangs \
+            "{what}: the case did not end within {limit:?}: the adapter hangs \
              (Pending forever, or pulling an endless input)"
         ),
     }
