@@ -83,7 +83,7 @@ impl<A, R, F> AsyncWithRelease<A, R, F> {
 
     /// As [`spawn_on_cancel`](Self::spawn_on_cancel), with every release handed
     /// to the runtime tracked by `tracker` (tokio-util's
-    /// [`TaskTracker`](tokio_util::task::TaskTracker)), so that the caller can
+    /// [`TaskTracker`]), so that the caller can
     /// wait for them: `tracker.close(); tracker.wait().await` returns once every
     /// release a cancelled adapter handed over has completed.
     ///

@@ -4,11 +4,11 @@
 //! adapter (the for-each ones, and a mapping stream collected by
 //! `try_collect_all`) — at the first failing acquire or body, at the moment the
 //! step returns (before that item's release, so that the adapter stops
-//! acquiring at once). A cancelled item that has not acquired yet acquires nothing; one that
-//! is acquiring or running its body drops that future at its current `.await`,
-//! releases the resource told [`Outcome::Cancelled`](crate::Outcome::Cancelled),
-//! and ends as [`ScopedError::Cancelled`]. A release already running is never
-//! cut off.
+//! acquiring at once). A cancelled item that has not acquired yet acquires
+//! nothing; one that is acquiring or running its body drops that future at its
+//! current `.await`, releases the resource told
+//! [`Outcome::Cancelled`](crate::Outcome::Cancelled), and ends as
+//! [`ScopedError::Cancelled`]. A release already running is never cut off.
 //!
 //! Two sides: the engine's ([`Cancellation`]: whether its items are cancelled,
 //! which item failed first) and each item scope's (the `cancel:` argument of
@@ -131,9 +131,9 @@ pub(super) struct Polled {
 // `RUNNING` (a failure is the item's own), `ARMED` (fail-fast: a failure
 // cancels the items), `CANCELLED`, or `FAILED + index` — cancelled because the
 // item at `index` failed (fail-fast) or panicked in this poll.
-pub(super) const RUNNING: usize = 0;
-pub(super) const ARMED: usize = 1;
-pub(super) const CANCELLED: usize = 2;
+const RUNNING: usize = 0;
+const ARMED: usize = 1;
+const CANCELLED: usize = 2;
 const FAILED: usize = 3;
 
 std::thread_local! {

@@ -310,7 +310,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// completes, `Ok` or `Err`, every release has completed, and a caller that
     /// reopens a resource cannot race a pending close. No error is dropped:
     /// the other failures of the items in flight come with the first one
-    /// ([`Failures`](crate::Failures)).
+    /// ([`Failures`]).
     ///
     /// # Cancellation
     ///
@@ -330,7 +330,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///
     /// # Errors
     ///
-    /// [`Failures`](crate::Failures): the first failure, as a
+    /// [`Failures`]: the first failure, as a
     /// [`ScopedError`](crate::ScopedError) with the item's index, and every
     /// other failure of the items that were in flight (a body that failed too,
     /// a release that failed or timed out, of a cancelled item as
@@ -694,7 +694,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///
     /// # Errors
     ///
-    /// [`Failures`](crate::Failures): the first failure, as a
+    /// [`Failures`]: the first failure, as a
     /// [`ScopedError`](crate::ScopedError) with the item's index, and every other
     /// failure of the tasks that were in flight.
     ///

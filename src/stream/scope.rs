@@ -130,7 +130,7 @@ macro_rules! call_drop_after_panic {
 /// one of several cancelled together (`super::cancel`): it acquires nothing
 /// once they are cancelled, races its acquire and its body against the
 /// cancellation (a cancelled body's resource is released told
-/// [`Outcome::Cancelled`](crate::Outcome::Cancelled), and the scope ends as
+/// [`Outcome::Cancelled`], and the scope ends as
 /// `ScopedError::Cancelled`), reports a failing acquire or body at the moment
 /// it returns (a fail-fast adapter then cancels the others), and a panicking
 /// body before its release is awaited.
