@@ -317,7 +317,8 @@ mod tasks {
             TaskRace {
                 work,
                 cancelled: &self.shared.cancelled,
-                waiter: self.shared.token.cancelled(),
+                token: &self.shared.token,
+                waiter: None,
             }
         }
 
@@ -368,9 +369,13 @@ mod tasks {
             #[pin]
             work: F,
             cancelled: &'a AtomicBool,
-            // Registered with the token while the step waits.
+            token: &'a CancellationToken,
+            // Registered with the token once the step waits: made only then,
+            // since making one for every step of every task cost the spawned
+            // adapters about 3 µs per item on CPU-bound items (criterion,
+            // `tokio_spawned_cpu_for_each`).
             #[pin]
-            waiter: WaitForCancellationFuture<'a>,
+            waiter: Option<WaitForCancellationFuture<'a>>,
         }
     }
 
@@ -378,11 +383,18 @@ mod tasks {
         type Output = Result<F::Output, Cancelled>;
 
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let this = self.project();
+            let mut this = self.project();
             if let Poll::Ready(output) = this.work.poll(cx) {
                 return Poll::Ready(Ok(output));
             }
-            if this.cancelled.load(Ordering::Acquire) || this.waiter.poll(cx).is_ready() {
+            if this.cancelled.load(Ordering::Acquire) {
+                return Poll::Ready(Err(Cancelled));
+            }
+            if this.waiter.is_none() {
+                this.waiter.set(Some(this.token.cancelled()));
+            }
+            let waiter = this.waiter.as_pin_mut().expect("set above");
+            if waiter.poll(cx).is_ready() {
                 return Poll::Ready(Err(Cancelled));
             }
             Poll::Pending
