@@ -370,10 +370,8 @@ mod tasks {
             work: F,
             cancelled: &'a AtomicBool,
             token: &'a CancellationToken,
-            // Registered with the token once the step waits: made only then,
-            // since making one for every step of every task cost the spawned
-            // adapters about 3 µs per item on CPU-bound items (criterion,
-            // `tokio_spawned_cpu_for_each`).
+            // Registered with the token once the step waits, and made only
+            // then: most steps of a spawned task never wait.
             #[pin]
             waiter: Option<WaitForCancellationFuture<'a>>,
         }
