@@ -10,12 +10,18 @@
 //! The counter is thread-local, so the other tests that the harness runs at the
 //! same time, on other threads, do not disturb the counts.
 
+#[path = "common/watchdog.rs"]
+mod watchdog;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::hint::black_box;
 
 use loopscope::prelude::*;
+// Only the async tests, behind `stream`, have a time limit.
+#[cfg(feature = "stream")]
+use watchdog::watchdog;
 
 struct CountingAllocator;
 
@@ -226,6 +232,7 @@ mod stream {
 
     #[test]
     fn stream_for_each_scoped_does_not_allocate_per_item() {
+        let _watchdog = watchdog("stream_for_each_scoped_does_not_allocate_per_item");
         let run = |items: &[u64]| {
             block_on(async {
                 // A body may not mutate what it captures: it adds to an atomic.
@@ -279,6 +286,7 @@ mod stream {
 
     #[test]
     fn stream_try_map_scoped_does_not_allocate_per_item() {
+        let _watchdog = watchdog("stream_try_map_scoped_does_not_allocate_per_item");
         let run = |items: &[u64]| {
             block_on(async {
                 let mut results = pin!(stream::iter(items.iter().copied()).try_map_scoped(
@@ -343,6 +351,8 @@ mod stream {
     /// same work (DESIGN.md, "Performance contract").
     #[test]
     fn try_map_scoped_concurrent_allocates_no_more_per_item_than_buffered() {
+        let _watchdog =
+            watchdog("try_map_scoped_concurrent_allocates_no_more_per_item_than_buffered");
         const LIMIT: usize = 8;
         let buffered = |items: &[u64]| {
             block_on(async {

@@ -11,6 +11,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
@@ -20,6 +22,9 @@ use loopscope::prelude::*;
 use loopscope::{Acquire, BothAcquireError, BothReleaseError, Outcome, both};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+// Only the async tests, behind `stream`, have a time limit.
+#[cfg(feature = "stream")]
+use watchdog::watchdog;
 
 /// What one step of an item does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -919,6 +924,7 @@ mod stream {
 
         #[test]
         fn stream_for_each_scoped_matches_the_model(scripts in scripts(false)) {
+            let _watchdog = watchdog("stream_for_each_scoped_matches_the_model");
             let log = Log::default();
             let (first, second) = parts(&log);
             let result = block_on(
@@ -933,6 +939,7 @@ mod stream {
 
         #[test]
         fn stream_try_map_scoped_matches_the_model(scripts in scripts(false)) {
+            let _watchdog = watchdog("stream_try_map_scoped_matches_the_model");
             let log = Log::default();
             let (first, second) = parts(&log);
             let ends: Vec<End> = block_on(
@@ -950,6 +957,7 @@ mod stream {
         /// interleave), one result per item, at most `2 × limit` resources live.
         #[test]
         fn concurrent_try_map_scoped_matches_the_model(scripts in scripts(false), limit in 1_usize..4) {
+            let _watchdog = watchdog("concurrent_try_map_scoped_matches_the_model");
             let log = Log::default();
             let (first, second) = parts(&log);
             let ends: Vec<End> = block_on(
@@ -977,6 +985,7 @@ mod stream {
         /// started ran as modelled to its end, and the error is one of theirs.
         #[test]
         fn concurrent_for_each_scoped_on_tokio(scripts in scripts(false), limit in 1_usize..4) {
+            let _watchdog = watchdog("concurrent_for_each_scoped_on_tokio");
             let log = Log::default();
             let (first, second) = parts(&log);
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
@@ -1019,6 +1028,8 @@ mod stream {
     /// once.
     #[test]
     fn cancelled_at_every_poll_hands_both_to_release_on_cancel_in_reverse() {
+        let _watchdog =
+            watchdog("cancelled_at_every_poll_hands_both_to_release_on_cancel_in_reverse");
         let ok = Script {
             acquire: [Step::Ok; 2],
             body: Step::Ok,
@@ -1095,6 +1106,7 @@ mod stream {
     #[cfg(feature = "std")]
     #[test]
     fn async_panics_still_release_the_first_resource() {
+        let _watchdog = watchdog("async_panics_still_release_the_first_resource");
         quiet_injected_panics();
         let ok = Script {
             acquire: [Step::Ok; 2],
@@ -1171,6 +1183,7 @@ mod stream {
     /// normal path and on cancellation.
     #[test]
     fn async_closures_are_dropped_second_first() {
+        let _watchdog = watchdog("async_closures_are_dropped_second_first");
         let log = Log::default();
         let (first, second) = parts(&log);
         let ok = Script {
@@ -1232,6 +1245,7 @@ mod stream {
     /// brackets, and run as spawned tasks.
     #[test]
     fn adapters_given_both_are_send() {
+        let _watchdog = watchdog("adapters_given_both_are_send");
         let items = || stream::iter(0_u32..4);
         assert_send(&items().for_each_scoped(
             both(
@@ -1431,6 +1445,7 @@ mod release_timeout {
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn question_mark_works_and_a_stuck_release_is_timed_out() {
+        let _watchdog = watchdog("question_mark_works_and_a_stuck_release_is_timed_out");
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.txt");
         std::fs::write(&input, "x").unwrap();

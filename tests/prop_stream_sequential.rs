@@ -20,6 +20,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 mod common;
 
@@ -37,6 +39,7 @@ use loopscope::prelude::*;
 use loopscope::testing::{try_cancel_at_every_poll, try_cancel_stream_at_every_poll};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use watchdog::watchdog;
 
 /// The most polls a step waits.
 const MAX_YIELDS: usize = 3;
@@ -293,6 +296,7 @@ proptest! {
         scripts in scripts(Release::Bracket),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("for_each_matches_the_model_with_a_bracket");
         check_for_each(&scripts, &yields, Release::Bracket)?;
     }
 
@@ -302,6 +306,7 @@ proptest! {
         scripts in scripts(Release::Drop),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("for_each_matches_the_model_with_release_by_drop");
         check_for_each(&scripts, &yields, Release::Drop)?;
     }
 
@@ -312,6 +317,7 @@ proptest! {
         scripts in scripts(Release::Bracket),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("try_map_drained_matches_the_model_with_a_bracket");
         let calls = scripts.len() + 1;
         check_try_map(&scripts, &yields, Release::Bracket, calls)?;
     }
@@ -322,6 +328,7 @@ proptest! {
         scripts in scripts(Release::Drop),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("try_map_drained_matches_the_model_with_release_by_drop");
         let calls = scripts.len() + 1;
         check_try_map(&scripts, &yields, Release::Drop, calls)?;
     }
@@ -333,6 +340,7 @@ proptest! {
         (scripts, calls) in scripts_and_calls(Release::Bracket),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("try_map_stopped_early_leaves_nothing_live");
         check_try_map(&scripts, &yields, Release::Bracket, calls)?;
     }
 
@@ -343,6 +351,7 @@ proptest! {
         scripts in scripts_without_panics(Release::Bracket),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("for_each_cancelled_at_every_poll_with_a_bracket");
         check_cancellation(&scripts, &yields, Adapter::ForEach, Release::Bracket)?;
     }
 
@@ -352,6 +361,7 @@ proptest! {
         scripts in scripts_without_panics(Release::Drop),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("for_each_cancelled_at_every_poll_with_release_by_drop");
         check_cancellation(&scripts, &yields, Adapter::ForEach, Release::Drop)?;
     }
 
@@ -361,6 +371,7 @@ proptest! {
         scripts in scripts_without_panics(Release::Bracket),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("try_map_cancelled_at_every_poll_with_a_bracket");
         check_cancellation(&scripts, &yields, Adapter::TryMap, Release::Bracket)?;
     }
 
@@ -370,6 +381,7 @@ proptest! {
         scripts in scripts_without_panics(Release::Drop),
         yields in yields(MAX_YIELDS),
     ) {
+        let _watchdog = watchdog("try_map_cancelled_at_every_poll_with_release_by_drop");
         check_cancellation(&scripts, &yields, Adapter::TryMap, Release::Drop)?;
     }
 }

@@ -9,6 +9,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +21,7 @@ use loopscope::ReleaseTimeoutError;
 use loopscope::prelude::*;
 use proptest::prelude::*;
 use tokio::time::{Instant, sleep};
+use watchdog::watchdog;
 
 const DEADLINE: Duration = Duration::from_millis(100);
 
@@ -89,6 +92,7 @@ proptest! {
         limit in 1usize..4,
         fail_in_time in prop::collection::vec(any::<bool>(), 16),
     ) {
+        let _watchdog = watchdog("an_overrunning_release_times_out_at_its_index");
         let live = Arc::new(Live::default());
         let results: Vec<_> = runtime().block_on(async {
             let bracket = async_bracket(async |item: usize| Ok::<_, String>(Resource::new(item, &live)))
@@ -134,6 +138,7 @@ proptest! {
 /// slot for ever; with a deadline, the next item starts once it passes.
 #[test]
 fn a_stuck_release_frees_its_slot_at_the_deadline() {
+    let _watchdog = watchdog("a_stuck_release_frees_its_slot_at_the_deadline");
     runtime().block_on(async {
         let started = Instant::now();
         let starts = std::sync::Mutex::new(Vec::new());
@@ -192,6 +197,7 @@ fn a_stuck_release_frees_its_slot_at_the_deadline() {
 /// cancelled item is abandoned at the deadline too, and drops the resource.
 #[test]
 fn a_spawned_release_has_the_deadline_too() {
+    let _watchdog = watchdog("a_spawned_release_has_the_deadline_too");
     let live = Arc::new(Live::default());
     runtime().block_on(async {
         let work = stream::iter(0..2).for_each_scoped(
@@ -225,6 +231,7 @@ fn a_spawned_release_has_the_deadline_too() {
 /// `?` in an `io::Result` function: a stuck release is `ErrorKind::TimedOut`.
 #[test]
 fn a_timed_out_release_is_an_io_timed_out() {
+    let _watchdog = watchdog("a_timed_out_release_is_an_io_timed_out");
     use std::io;
 
     async fn run() -> io::Result<()> {

@@ -14,6 +14,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -26,6 +28,7 @@ use futures::stream::{self, StreamExt as _};
 use loopscope::Outcome;
 use loopscope::prelude::*;
 use proptest::prelude::*;
+use watchdog::watchdog;
 
 /// How one item's body ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -207,6 +210,7 @@ proptest! {
         script in scripts(),
         polls in 0usize..3,
     ) {
+        let _watchdog = watchdog("stream_try_map_scoped_awaits_each_release_with_its_outcome");
         let log = Log::default();
         let mut results = Vec::new();
         let run = catch_unwind(AssertUnwindSafe(|| block_on(async {
@@ -244,6 +248,7 @@ proptest! {
         limit in 1usize..4,
         unordered in any::<bool>(),
     ) {
+        let _watchdog = watchdog("concurrent_adapters_tell_each_release_its_outcome");
         let log = Log::default();
         let mut results = Vec::new();
         let run = catch_unwind(AssertUnwindSafe(|| block_on(async {
@@ -310,6 +315,7 @@ proptest! {
 #[cfg(feature = "tokio")]
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_spawned_release_is_told_cancelled() {
+    let _watchdog = watchdog("a_spawned_release_is_told_cancelled");
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -350,6 +356,7 @@ async fn a_spawned_release_is_told_cancelled() {
 /// A panic in a body still resumes after `release_with` was told `Panicked`.
 #[test]
 fn the_panic_resumes_after_the_release_is_told_panicked() {
+    let _watchdog = watchdog("the_panic_resumes_after_the_release_is_told_panicked");
     let log = Log::default();
     let panic = catch_unwind(AssertUnwindSafe(|| {
         block_on(stream::iter([0usize]).for_each_scoped(

@@ -34,6 +34,9 @@
 //!
 //! Every test is bounded by a 10 s timeout, so that a hang fails quickly.
 
+#[path = "common/watchdog.rs"]
+mod watchdog;
+
 use std::convert::Infallible;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -44,6 +47,7 @@ use futures::stream::{self, Stream, TryStreamExt as _};
 use loopscope::prelude::*;
 use tokio::task::{JoinHandle, yield_now};
 use tokio::time::timeout;
+use watchdog::watchdog;
 
 /// The items of every test.
 const N: u32 = 8;
@@ -352,6 +356,7 @@ async fn process_all_try_map_scoped_unordered<S: Stream<Item = String> + Send>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_a() {
+    let _watchdog = watchdog("for_each_scoped_a");
     let task = tokio::spawn(async move {
         let prefix = String::from("conn-");
         stream::iter(0..N)
@@ -370,6 +375,7 @@ async fn for_each_scoped_a() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_b() {
+    let _watchdog = watchdog("for_each_scoped_b");
     let task = tokio::spawn(async move {
         let seen = Mutex::new(Vec::new());
         let result = stream::iter(0..N)
@@ -394,6 +400,7 @@ async fn for_each_scoped_b() {
 /// borrowing its `Mutex`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_fold_scoped_e() {
+    let _watchdog = watchdog("try_fold_scoped_e");
     let task = tokio::spawn(async move {
         let prefix = String::from("conn");
         let seen = Mutex::new(Vec::new());
@@ -417,6 +424,7 @@ async fn try_fold_scoped_e() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_c() {
+    let _watchdog = watchdog("for_each_scoped_c");
     let task = tokio::spawn(async move {
         let hits = AtomicUsize::new(0);
         let result = stream::iter(0..N)
@@ -437,6 +445,7 @@ async fn for_each_scoped_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_d() {
+    let _watchdog = watchdog("for_each_scoped_d");
     let pool = Arc::new(Pool::default());
     let task = tokio::spawn({
         let pool = Arc::clone(&pool);
@@ -466,6 +475,7 @@ async fn for_each_scoped_d() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_f() {
+    let _watchdog = watchdog("for_each_scoped_f");
     let service = Service::new();
     let task = tokio::spawn({
         let service = Arc::clone(&service);
@@ -477,6 +487,7 @@ async fn for_each_scoped_f() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_g() {
+    let _watchdog = watchdog("for_each_scoped_g");
     let config = Arc::new(Config::new());
     let task = tokio::spawn(async move {
         let cfg = &*config;
@@ -489,6 +500,7 @@ async fn for_each_scoped_g() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_a() {
+    let _watchdog = watchdog("try_map_scoped_a");
     let task = tokio::spawn(async move {
         let prefix = String::from("conn-");
         stream::iter(0..N)
@@ -504,6 +516,7 @@ async fn try_map_scoped_a() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_b() {
+    let _watchdog = watchdog("try_map_scoped_b");
     let task = tokio::spawn(async move {
         let seen = Mutex::new(Vec::new());
         let lengths = stream::iter(0..N)
@@ -525,6 +538,7 @@ async fn try_map_scoped_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_c() {
+    let _watchdog = watchdog("try_map_scoped_c");
     let task = tokio::spawn(async move {
         let hits = AtomicUsize::new(0);
         let counts = stream::iter(0..N)
@@ -544,6 +558,7 @@ async fn try_map_scoped_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_d() {
+    let _watchdog = watchdog("try_map_scoped_d");
     let pool = Arc::new(Pool::default());
     let task = tokio::spawn({
         let pool = Arc::clone(&pool);
@@ -573,6 +588,7 @@ async fn try_map_scoped_d() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_f() {
+    let _watchdog = watchdog("try_map_scoped_f");
     let service = Service::new();
     let task = tokio::spawn({
         let service = Arc::clone(&service);
@@ -584,6 +600,7 @@ async fn try_map_scoped_f() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_g() {
+    let _watchdog = watchdog("try_map_scoped_g");
     let config = Arc::new(Config::new());
     let task = tokio::spawn(async move {
         let cfg = &*config;
@@ -596,6 +613,7 @@ async fn try_map_scoped_g() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_a() {
+    let _watchdog = watchdog("for_each_scoped_concurrent_a");
     let task = tokio::spawn(async move {
         let prefix = String::from("conn-");
         stream::iter(0..N)
@@ -615,6 +633,7 @@ async fn for_each_scoped_concurrent_a() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_b() {
+    let _watchdog = watchdog("for_each_scoped_concurrent_b");
     let task = tokio::spawn(async move {
         let seen = Mutex::new(Vec::new());
         let result = stream::iter(0..N)
@@ -636,6 +655,7 @@ async fn for_each_scoped_concurrent_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_c() {
+    let _watchdog = watchdog("for_each_scoped_concurrent_c");
     let task = tokio::spawn(async move {
         let hits = AtomicUsize::new(0);
         let result = stream::iter(0..N)
@@ -657,6 +677,7 @@ async fn for_each_scoped_concurrent_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_d() {
+    let _watchdog = watchdog("for_each_scoped_concurrent_d");
     let pool = Arc::new(Pool::default());
     let task = tokio::spawn({
         let pool = Arc::clone(&pool);
@@ -687,6 +708,7 @@ async fn for_each_scoped_concurrent_d() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_f() {
+    let _watchdog = watchdog("for_each_scoped_concurrent_f");
     let service = Service::new();
     let task = tokio::spawn({
         let service = Arc::clone(&service);
@@ -702,6 +724,7 @@ async fn for_each_scoped_concurrent_f() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_g() {
+    let _watchdog = watchdog("for_each_scoped_concurrent_g");
     let config = Arc::new(Config::new());
     let task = tokio::spawn(async move {
         let cfg = &*config;
@@ -714,6 +737,7 @@ async fn for_each_scoped_concurrent_g() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_a() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_a");
     let task = tokio::spawn(async move {
         let prefix = String::from("conn-");
         stream::iter(0..N)
@@ -730,6 +754,7 @@ async fn try_map_scoped_concurrent_a() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_b() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_b");
     let task = tokio::spawn(async move {
         let seen = Mutex::new(Vec::new());
         let lengths = stream::iter(0..N)
@@ -752,6 +777,7 @@ async fn try_map_scoped_concurrent_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_c() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_c");
     let task = tokio::spawn(async move {
         let hits = AtomicUsize::new(0);
         let counts = stream::iter(0..N)
@@ -772,6 +798,7 @@ async fn try_map_scoped_concurrent_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_d() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_d");
     let pool = Arc::new(Pool::default());
     let task = tokio::spawn({
         let pool = Arc::clone(&pool);
@@ -802,6 +829,7 @@ async fn try_map_scoped_concurrent_d() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_f() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_f");
     let service = Service::new();
     let task = tokio::spawn({
         let service = Arc::clone(&service);
@@ -817,6 +845,7 @@ async fn try_map_scoped_concurrent_f() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_g() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_g");
     let config = Arc::new(Config::new());
     let task = tokio::spawn(async move {
         let cfg = &*config;
@@ -829,6 +858,7 @@ async fn try_map_scoped_concurrent_g() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_unordered_a() {
+    let _watchdog = watchdog("try_map_scoped_unordered_a");
     let task = tokio::spawn(async move {
         let prefix = String::from("conn-");
         stream::iter(0..N)
@@ -845,6 +875,7 @@ async fn try_map_scoped_unordered_a() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_unordered_b() {
+    let _watchdog = watchdog("try_map_scoped_unordered_b");
     let task = tokio::spawn(async move {
         let seen = Mutex::new(Vec::new());
         let lengths = stream::iter(0..N)
@@ -867,6 +898,7 @@ async fn try_map_scoped_unordered_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_unordered_c() {
+    let _watchdog = watchdog("try_map_scoped_unordered_c");
     let task = tokio::spawn(async move {
         let hits = AtomicUsize::new(0);
         let counts = stream::iter(0..N)
@@ -886,6 +918,7 @@ async fn try_map_scoped_unordered_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_unordered_d() {
+    let _watchdog = watchdog("try_map_scoped_unordered_d");
     let pool = Arc::new(Pool::default());
     let task = tokio::spawn({
         let pool = Arc::clone(&pool);
@@ -916,6 +949,7 @@ async fn try_map_scoped_unordered_d() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_unordered_f() {
+    let _watchdog = watchdog("try_map_scoped_unordered_f");
     let service = Service::new();
     let task = tokio::spawn({
         let service = Arc::clone(&service);
@@ -927,6 +961,7 @@ async fn try_map_scoped_unordered_f() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_unordered_g() {
+    let _watchdog = watchdog("try_map_scoped_unordered_g");
     let config = Arc::new(Config::new());
     let task = tokio::spawn(async move {
         let cfg = &*config;
@@ -1019,6 +1054,7 @@ mod spawned {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn for_each_scoped_spawned_arc() {
+        let _watchdog = watchdog("for_each_scoped_spawned_arc");
         let task = tokio::spawn(async move {
             let prefix = Arc::new(String::from("conn-"));
             let seen = Arc::new(Mutex::new(Vec::new()));
@@ -1048,6 +1084,7 @@ mod spawned {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn try_map_scoped_spawned_arc() {
+        let _watchdog = watchdog("try_map_scoped_spawned_arc");
         let task = tokio::spawn(async move {
             let prefix = Arc::new(String::from("conn-"));
             let hits = Arc::new(AtomicUsize::new(0));
@@ -1077,6 +1114,7 @@ mod spawned {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn for_each_scoped_spawned_arc_pool() {
+        let _watchdog = watchdog("for_each_scoped_spawned_arc_pool");
         let pool = Arc::new(Pool::default());
         let task = tokio::spawn({
             let pool = Arc::clone(&pool);
@@ -1101,6 +1139,7 @@ mod spawned {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn try_map_scoped_spawned_arc_pool() {
+        let _watchdog = watchdog("try_map_scoped_spawned_arc_pool");
         let pool = Arc::new(Pool::default());
         let task = tokio::spawn({
             let pool = Arc::clone(&pool);
@@ -1152,6 +1191,7 @@ mod spawned {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn for_each_scoped_spawned_arc_service() {
+        let _watchdog = watchdog("for_each_scoped_spawned_arc_service");
         let service = Service::new();
         let task = tokio::spawn({
             let service = Arc::clone(&service);
@@ -1163,6 +1203,7 @@ mod spawned {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn try_map_scoped_spawned_arc_service() {
+        let _watchdog = watchdog("try_map_scoped_spawned_arc_service");
         let service = Service::new();
         let task = tokio::spawn({
             let service = Arc::clone(&service);
@@ -1232,6 +1273,7 @@ impl Drop for Owned {
 /// more than `LIMIT` live; a run without the failure ends the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_fails_with_slow_releases_in_flight() {
+    let _watchdog = watchdog("for_each_scoped_concurrent_fails_with_slow_releases_in_flight");
     for failing in [None, Some(1)] {
         let counts = Arc::new(Counts::default());
         let task = tokio::spawn({
@@ -1292,6 +1334,7 @@ async fn for_each_scoped_concurrent_fails_with_slow_releases_in_flight() {
 /// adapter that runs items concurrently.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_panic_with_items_in_flight_releases_every_resource() {
+    let _watchdog = watchdog("a_body_panic_with_items_in_flight_releases_every_resource");
     for unordered in [false, true] {
         let counters = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
         let task = tokio::spawn({

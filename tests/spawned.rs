@@ -19,6 +19,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -35,6 +37,7 @@ use loopscope::{SpawnAcquire, SpawnBody};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tokio::runtime::Runtime;
+use watchdog::watchdog;
 
 // ---------------------------------------------------------------- the harness
 
@@ -420,6 +423,7 @@ async fn work(_conn: &mut Conn) -> Result<(), BodyFailed> {
 
 #[test]
 fn a_slow_consumer_does_not_keep_spawned_resources_alive() {
+    let _watchdog = watchdog("a_slow_consumer_does_not_keep_spawned_resources_alive");
     shared(|| {
         runtime().block_on(async {
             let spawned = Arc::new(Harness::default());
@@ -470,6 +474,7 @@ proptest! {
         bracket in any::<bool>(),
         consumer_ms in prop::collection::vec(0_u64..3, 12),
     ) {
+        let _watchdog = watchdog("try_map_spawned_keeps_order_peak_and_releases");
         shared(|| runtime().block_on(async {
             let harness = Arc::new(Harness::default());
             let results: Vec<_> = if bracket {
@@ -508,6 +513,7 @@ proptest! {
         limit in 1_usize..=5,
         bracket in any::<bool>(),
     ) {
+        let _watchdog = watchdog("for_each_spawned_fails_fast_with_quiescence");
         shared(|| runtime().block_on(async {
             let harness = Arc::new(Harness::default());
             let fails = |script: &Script| script.acquire_fails || script.body == Body::Err;
@@ -568,6 +574,7 @@ proptest! {
         bracket in any::<bool>(),
         for_each in any::<bool>(),
     ) {
+        let _watchdog = watchdog("a_body_panic_resumes_after_its_release");
         quiet_panics();
         shared(|| runtime().block_on(async {
             let harness = Arc::new(Harness::default());
@@ -616,6 +623,7 @@ proptest! {
         stop_after in 0_usize..6,
         timeout_ms in 0_u64..6,
     ) {
+        let _watchdog = watchdog("cancellation_releases_everything_and_stops_the_tasks");
         shared(|| runtime().block_on(async {
             let harness = Arc::new(Harness::default());
             let timeout = Duration::from_millis(timeout_ms);
@@ -703,6 +711,7 @@ fn assert_send<T: Send>(value: T) -> T {
 /// The adapters are `Send`: they run as tasks of a multi-threaded runtime.
 #[test]
 fn the_adapters_are_send_and_run_as_tasks() {
+    let _watchdog = watchdog("the_adapters_are_send_and_run_as_tasks");
     shared(|| {
         runtime().block_on(async {
             let harness = Arc::new(Harness::default());
@@ -737,6 +746,7 @@ fn the_adapters_are_send_and_run_as_tasks() {
 /// closed by then, not in the background after the caller went on.
 #[test]
 fn the_closures_are_dropped_when_the_adapter_ends() {
+    let _watchdog = watchdog("the_closures_are_dropped_when_the_adapter_ends");
     shared(|| {
         runtime().block_on(async {
             for round in 0..20 {
@@ -787,6 +797,7 @@ fn a_limit_of_zero_panics() {
 #[test]
 #[should_panic(expected = "must be polled inside a tokio runtime")]
 fn polling_outside_a_runtime_panics() {
+    let _watchdog = watchdog("polling_outside_a_runtime_panics");
     let harness = Arc::new(Harness::default());
     let scripts = [Script {
         index: 0,
@@ -804,6 +815,7 @@ fn polling_outside_a_runtime_panics() {
 #[test]
 #[ignore = "a timing, not a test"]
 fn timing_of_trivial_items() {
+    let _watchdog = watchdog("timing_of_trivial_items");
     const ITEMS: usize = 1_000;
     runtime().block_on(async {
         for round in 0..3 {

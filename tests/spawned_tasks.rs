@@ -13,6 +13,9 @@
 //! test binary run again with one test selected), so that the threads and
 //! resources of the other tests cannot blur the count.
 
+#[path = "common/watchdog.rs"]
+mod watchdog;
+
 use std::convert::Infallible;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use futures::stream;
 use loopscope::prelude::*;
+use watchdog::watchdog;
 
 /// Names the scenario a child process runs.
 const SCENARIO: &str = "LOOPSCOPE_SPAWNED_SCENARIO";
@@ -45,6 +49,7 @@ fn run_child(scenario: &str) -> String {
 /// The entry point of the child processes; does nothing in the parent's run.
 #[test]
 fn child() {
+    let _watchdog = watchdog("child");
     match std::env::var(SCENARIO).as_deref() {
         Ok("threads") => threads_scenario(),
         Ok("runtime_drop_current_thread") => runtime_drop_scenario(false),
@@ -184,6 +189,7 @@ fn dropping_a_multi_thread_runtime_releases_every_resource() {
 /// one thread per adapter can never do.
 #[test]
 fn the_items_of_one_adapter_run_in_parallel() {
+    let _watchdog = watchdog("the_items_of_one_adapter_run_in_parallel");
     let runtime = two_workers();
     let rendezvous = Arc::new((Mutex::new(0_usize), Condvar::new()));
     let met = Arc::new(AtomicUsize::new(0));
@@ -224,6 +230,8 @@ fn the_items_of_one_adapter_run_in_parallel() {
 /// clock jumped to the deadline at once).
 #[tokio::test(start_paused = true)]
 async fn a_release_deadline_waits_for_a_yielding_release_under_the_paused_clock() {
+    let _watchdog =
+        watchdog("a_release_deadline_waits_for_a_yielding_release_under_the_paused_clock");
     let acquire = async_bracket(async |item: u32| Ok::<_, Infallible>(item))
         .release(|_item| async {
             // 20 ms of real work in small steps, each a point where the
@@ -251,6 +259,7 @@ async fn a_release_deadline_waits_for_a_yielding_release_under_the_paused_clock(
 /// The deadline still fires for a release that is stuck.
 #[tokio::test(start_paused = true)]
 async fn a_release_deadline_fires_for_a_stuck_release_under_the_paused_clock() {
+    let _watchdog = watchdog("a_release_deadline_fires_for_a_stuck_release_under_the_paused_clock");
     let acquire = async_bracket(async |item: u32| Ok::<_, Infallible>(item))
         .release(|_item| std::future::pending::<Result<(), Infallible>>())
         .release_timeout(Duration::from_secs(1));

@@ -10,6 +10,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,6 +22,7 @@ use loopscope::Outcome;
 use loopscope::prelude::*;
 use proptest::prelude::*;
 use rusqlite::{Connection, Transaction};
+use watchdog::watchdog;
 
 const ROWS_PER_ITEM: usize = 3;
 
@@ -181,6 +184,7 @@ proptest! {
             Just(Adapter::StreamForEach),
         ],
     ) {
+        let _watchdog = watchdog("failed_and_panicking_items_leave_no_rows");
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let connection = open(&dir);
         let panicked = run(&connection, &script, adapter);

@@ -20,6 +20,9 @@
 //! the server's count can never exceed the client's, nor the limit.
 #![cfg(feature = "stream")]
 
+#[path = "common/watchdog.rs"]
+mod watchdog;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +34,7 @@ use loopscope::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use watchdog::watchdog;
 
 /// How long the server waits before each reply, so that connections overlap and
 /// the concurrent adapters can reach their limit.
@@ -258,6 +262,8 @@ fn assert_all_closed_cleanly(server: &Server, client: &ClientStats, expected: us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn for_each_scoped_concurrent_caps_live_connections_and_closes_each_cleanly() {
+    let _watchdog =
+        watchdog("for_each_scoped_concurrent_caps_live_connections_and_closes_each_cleanly");
     const ITEMS: usize = 1_000;
     const LIMIT: usize = 8;
     let server = Server::start().await;
@@ -301,6 +307,7 @@ async fn for_each_scoped_concurrent_caps_live_connections_and_closes_each_cleanl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_yields_pages_in_input_order() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_yields_pages_in_input_order");
     const ITEMS: usize = 1_000;
     const LIMIT: usize = 8;
     let server = Server::start().await;
@@ -336,6 +343,7 @@ async fn try_map_scoped_concurrent_yields_pages_in_input_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_release_is_reported_with_its_index_after_every_close() {
+    let _watchdog = watchdog("a_failed_release_is_reported_with_its_index_after_every_close");
     const ITEMS: usize = 1_000;
     const LIMIT: usize = 8;
     const FAIL_AT: usize = 500;
@@ -380,6 +388,7 @@ async fn a_failed_release_is_reported_with_its_index_after_every_close() {
 
 #[tokio::test]
 async fn sequential_for_each_scoped_holds_one_connection_at_a_time() {
+    let _watchdog = watchdog("sequential_for_each_scoped_holds_one_connection_at_a_time");
     const ITEMS: usize = 50;
     let server = Server::start().await;
     let client = ClientStats::default();
@@ -412,6 +421,7 @@ async fn sequential_for_each_scoped_holds_one_connection_at_a_time() {
 /// socket with `SO_LINGER` 0 sends `RST` instead of `FIN` when dropped.
 #[tokio::test]
 async fn the_server_tells_a_reset_from_a_clean_close() {
+    let _watchdog = watchdog("the_server_tells_a_reset_from_a_clean_close");
     let server = Server::start().await;
 
     // Clean: shutdown, as the adapters' release does.

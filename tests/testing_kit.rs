@@ -7,6 +7,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
@@ -23,6 +25,7 @@ use loopscope::testing::{
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use watchdog::watchdog;
 
 /// The wrapped code's own error: item positions whose inner step fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,12 +300,14 @@ proptest! {
     /// The async wrappers do the same, and wait exactly the polls planned.
     #[test]
     fn async_wrappers_inject_exactly_as_planned(plan in plans(), waits in [0_usize..3, 0..3, 0..3]) {
+        let _watchdog = watchdog("async_wrappers_inject_exactly_as_planned");
         check_async(&plan, waits)?;
     }
 }
 
 #[test]
 fn the_concurrent_adapters_number_items_by_input_position() {
+    let _watchdog = watchdog("the_concurrent_adapters_number_items_by_input_position");
     // Item 0 waits longest, so items finish out of order; the bodies still see
     // the resource of their own item.
     let faults = Faults::new()
@@ -335,6 +340,7 @@ fn the_concurrent_adapters_number_items_by_input_position() {
 
 #[test]
 fn the_wrappers_keep_send_on_a_multi_threaded_runtime() {
+    let _watchdog = watchdog("the_wrappers_keep_send_on_a_multi_threaded_runtime");
     fn assert_send<T: Send>(value: T) -> T {
         value
     }
@@ -389,6 +395,7 @@ fn the_wrappers_keep_send_on_a_multi_threaded_runtime() {
 #[test]
 #[should_panic(expected = "releases by `Drop`")]
 fn a_release_fault_for_an_acquire_that_releases_by_drop_panics() {
+    let _watchdog = watchdog("a_release_fault_for_an_acquire_that_releases_by_drop_panics");
     let faults = Faults::new().fail_release([0]);
     let _ = block_on(stream::iter(0..1).for_each_scoped(
         faults.acquire(async |item: usize| Ok::<_, Infallible>(item)),
@@ -407,6 +414,7 @@ fn catch_injected_resumes_other_panics() {
 
 #[test]
 fn cancel_at_every_poll_visits_every_poll_point_once() {
+    let _watchdog = watchdog("cancel_at_every_poll_visits_every_poll_point_once");
     let polls = Cell::new(0);
     let counted = || async {
         for _ in 0..5 {
@@ -429,6 +437,7 @@ fn cancel_at_every_poll_visits_every_poll_point_once() {
 
 #[test]
 fn cancel_at_every_poll_of_a_ready_future_checks_twice() {
+    let _watchdog = watchdog("cancel_at_every_poll_of_a_ready_future_checks_twice");
     let mut checked = Vec::new();
     let n = cancel_at_every_poll(|| async {}, |k| checked.push(k));
     assert_eq!((n, checked), (1, vec![0, 1]));
@@ -436,6 +445,7 @@ fn cancel_at_every_poll_of_a_ready_future_checks_twice() {
 
 #[test]
 fn cancel_stream_at_every_poll_counts_items_and_waits() {
+    let _watchdog = watchdog("cancel_stream_at_every_poll_counts_items_and_waits");
     let mut checked = Vec::new();
     let n = cancel_stream_at_every_poll(
         || stream::iter(0..3).then(|item| async move { yield_n(item).await }),
@@ -460,6 +470,7 @@ async fn leaky(tracker: &Tracker) {
 
 #[test]
 fn try_cancel_at_every_poll_catches_a_leak_at_the_poll_it_happens() {
+    let _watchdog = watchdog("try_cancel_at_every_poll_catches_a_leak_at_the_poll_it_happens");
     let tracker = Tracker::new();
     let failed = try_cancel_at_every_poll(
         || leaky(&tracker),
@@ -477,6 +488,7 @@ fn try_cancel_at_every_poll_catches_a_leak_at_the_poll_it_happens() {
 #[test]
 #[should_panic(expected = "left: 1")]
 fn cancel_at_every_poll_fails_on_a_leak() {
+    let _watchdog = watchdog("cancel_at_every_poll_fails_on_a_leak");
     let tracker = Tracker::new();
     cancel_at_every_poll(|| leaky(&tracker), |_| assert_eq!(tracker.live(), 0));
 }
@@ -484,6 +496,7 @@ fn cancel_at_every_poll_fails_on_a_leak() {
 #[test]
 #[should_panic(expected = "did not complete within")]
 fn cancel_at_every_poll_gives_up_on_a_future_that_never_completes() {
+    let _watchdog = watchdog("cancel_at_every_poll_gives_up_on_a_future_that_never_completes");
     cancel_at_every_poll(std::future::pending::<()>, |_| {});
 }
 
@@ -528,6 +541,7 @@ fn the_kit_types_are_send_and_sync() {
 #[cfg(feature = "tokio")]
 #[test]
 fn cancel_at_every_poll_on_a_spawned_adapter_waits_for_the_releases() {
+    let _watchdog = watchdog("cancel_at_every_poll_on_a_spawned_adapter_waits_for_the_releases");
     use std::time::{Duration, Instant};
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -11,6 +11,9 @@
 //! through several writes, and its tail only through the release's flush.
 #![cfg(feature = "stream")]
 
+#[path = "common/watchdog.rs"]
+mod watchdog;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +23,7 @@ use futures::stream::{self, StreamExt};
 use loopscope::prelude::*;
 use tokio::fs::File;
 use tokio::io::{AsyncWriteExt, BufWriter};
+use watchdog::watchdog;
 
 /// Writes per file, one line each.
 const LINES: usize = 50;
@@ -105,6 +109,7 @@ fn assert_complete(dir: &Path, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_map_scoped_concurrent_leaves_every_file_complete_on_disk() {
+    let _watchdog = watchdog("try_map_scoped_concurrent_leaves_every_file_complete_on_disk");
     const FILES: usize = 2_000;
     const LIMIT: usize = 16;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -137,6 +142,7 @@ async fn try_map_scoped_concurrent_leaves_every_file_complete_on_disk() {
 
 #[tokio::test]
 async fn sequential_for_each_scoped_leaves_every_file_complete_on_disk() {
+    let _watchdog = watchdog("sequential_for_each_scoped_leaves_every_file_complete_on_disk");
     const FILES: usize = 200;
     let dir = tempfile::tempdir().expect("temp dir");
     let (dir_path, live) = (dir.path(), Live::default());
@@ -176,6 +182,7 @@ async fn sequential_for_each_scoped_leaves_every_file_complete_on_disk() {
 /// writer's buffered tail is lost, and every file is short on disk.
 #[tokio::test]
 async fn released_by_drop_the_buffered_tail_is_lost() {
+    let _watchdog = watchdog("released_by_drop_the_buffered_tail_is_lost");
     const FILES: usize = 20;
     let dir = tempfile::tempdir().expect("temp dir");
     let (dir_path, live) = (dir.path(), Live::default());

@@ -13,6 +13,8 @@
 
 #[path = "common/cases.rs"]
 mod cases;
+#[path = "common/watchdog.rs"]
+mod watchdog;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -30,6 +32,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::{LookupSpan, Registry};
+use watchdog::watchdog;
 
 // ---------------------------------------------------------------- the capturing layer
 
@@ -365,6 +368,7 @@ fn sync_release_error_after_a_panic_is_reported() {
 
 #[test]
 fn stream_for_each_scoped_with_async_release() {
+    let _watchdog = watchdog("stream_for_each_scoped_with_async_release");
     let (result, log) = capture(|| {
         block_on(
             stream::iter([0_u64, 1, 2]).for_each_scoped(
@@ -402,6 +406,7 @@ fn stream_for_each_scoped_with_async_release() {
 
 #[test]
 fn stream_try_map_scoped_with_release_by_drop() {
+    let _watchdog = watchdog("stream_try_map_scoped_with_release_by_drop");
     let (results, log) = capture(|| {
         block_on(
             stream::iter([0_u64, 1, 2])
@@ -434,6 +439,7 @@ fn stream_try_map_scoped_with_release_by_drop() {
 
 #[test]
 fn stream_body_panic_is_reported_on_both_release_paths() {
+    let _watchdog = watchdog("stream_body_panic_is_reported_on_both_release_paths");
     // Release by `Drop`.
     let (caught, log) = capture(|| {
         catch_unwind(AssertUnwindSafe(|| {
@@ -470,6 +476,7 @@ fn stream_body_panic_is_reported_on_both_release_paths() {
 
 #[test]
 fn concurrent_items_each_have_their_own_span() {
+    let _watchdog = watchdog("concurrent_items_each_have_their_own_span");
     let (results, log) = capture(|| {
         block_on(
             stream::iter(0_u64..6)
@@ -528,6 +535,7 @@ fn concurrent_items_each_have_their_own_span() {
 
 #[test]
 fn concurrent_for_each_reports_the_failing_index() {
+    let _watchdog = watchdog("concurrent_for_each_reports_the_failing_index");
     let (result, log) = capture(|| {
         block_on(stream::iter(0_u64..4).for_each_scoped_concurrent(
             2,
@@ -666,6 +674,7 @@ proptest! {
 
     #[test]
     fn stream_events_match_the_script(scripts in scripts()) {
+        let _watchdog = watchdog("stream_events_match_the_script");
         let s = &scripts;
         let acquire = async |i: usize| {
             yield_once().await;
@@ -731,6 +740,7 @@ proptest! {
 #[cfg(feature = "tokio")]
 #[test]
 fn spawned_items_log_to_the_callers_subscriber() {
+    let _watchdog = watchdog("spawned_items_log_to_the_callers_subscriber");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
