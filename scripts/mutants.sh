@@ -38,7 +38,7 @@ done
 # mutant would take most of the time.
 tests=(prop_stream_concurrent prop_stream_sequential structured_concurrency spawned
     spawned_tasks release_timeout panics prop_for_each_scoped prop_try_map_scoped tokio_files
-    tracing)
+    tracing release_with public_types)
 cargo_args=()
 for test in "${tests[@]}"; do
     cargo_args+=(-C "--test=$test")

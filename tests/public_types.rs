@@ -75,6 +75,21 @@ fn tokio_types_are_send_and_sync() {
     send_sync::<TimedRelease<Ready<io::Result<()>>>>();
 }
 
+/// The tokio brackets say what they are in `Debug`, without asking anything of
+/// the closures they hold.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_brackets_debug_their_names() {
+    use std::time::Duration;
+
+    let bracket = loopscope::async_bracket(async |id: u32| Ok::<_, io::Error>(id))
+        .release(|_id: u32| std::future::ready(Ok::<_, io::Error>(())));
+    let spawned = bracket.spawn_on_cancel();
+    assert_eq!(format!("{spawned:?}"), "SpawnOnCancel { .. }");
+    let timed = spawned.release_timeout(Duration::from_millis(250));
+    assert_eq!(format!("{timed:?}"), "SpawnOnCancel { .. }");
+}
+
 #[cfg(feature = "testing")]
 #[test]
 fn testing_types_are_send_sync_and_unpin() {

@@ -40,20 +40,9 @@ use crate::ScopedError;
 pub(super) trait Cancellation {
     /// Whether the items are cancelled: the engine acquires no more.
     fn is_cancelled(&self) -> bool;
-    /// Whether the first failing acquire or body cancels the items.
-    fn is_fail_fast(&self) -> bool;
-    /// What to tell the items about to be polled: [`CANCELLED`], [`ARMED`]
-    /// (fail-fast) or [`RUNNING`].
-    #[inline]
-    fn told(&self) -> usize {
-        if self.is_cancelled() {
-            CANCELLED
-        } else if self.is_fail_fast() {
-            ARMED
-        } else {
-            RUNNING
-        }
-    }
+    /// What to tell the items about to be polled, through the thread-local
+    /// ([`polling`]): [`CANCELLED`], [`ARMED`] (fail-fast) or [`RUNNING`].
+    fn told(&self) -> usize;
     /// Makes the first failing acquire or body cancel the items.
     fn make_fail_fast(&mut self);
     /// Cancels the items.
@@ -87,11 +76,6 @@ impl Cancellation for Local {
     #[inline]
     fn is_cancelled(&self) -> bool {
         self.told >= CANCELLED
-    }
-
-    #[inline]
-    fn is_fail_fast(&self) -> bool {
-        self.told == ARMED
     }
 
     #[inline]
@@ -339,8 +323,10 @@ mod tasks {
             Siblings::is_cancelled(self)
         }
 
-        fn is_fail_fast(&self) -> bool {
-            self.shared.fail_fast.load(Ordering::Acquire)
+        /// Nothing: the items are tasks of their own, which never read the
+        /// thread-local (the engine polls only their join handles).
+        fn told(&self) -> usize {
+            super::RUNNING
         }
 
         fn make_fail_fast(&mut self) {
