@@ -1284,3 +1284,47 @@ async fn the_failure_that_stopped_the_adapter_comes_first() {
     let concurrent = stream::iter(0_u32..3).for_each_scoped_concurrent(3, connections, body);
     check(within(concurrent).await.expect_err("items 1 and 2 fail"));
 }
+
+/// Item 0's body panics while its async release then takes 50 ms; the other
+/// items take 1 ms. A panic stops the adapter at once, like an error: nothing
+/// is acquired after it (not only after item 0's release), the other items
+/// are cancelled, and the panic resumes once every release has completed.
+#[tokio::test(start_paused = true)]
+async fn a_panic_stops_acquiring_at_once() {
+    let panicked = &AtomicBool::new(false);
+    let acquired_after = &AtomicUsize::new(0);
+    let (acquired, released) = (&AtomicUsize::new(0), &AtomicUsize::new(0));
+    let connections = async_bracket(async |id: u32| {
+        acquired.fetch_add(1, SeqCst);
+        if panicked.load(SeqCst) {
+            acquired_after.fetch_add(1, SeqCst);
+        }
+        Ok::<_, io::Error>(id)
+    })
+    .release(move |id: u32| async move {
+        if id == 0 {
+            sleep(Duration::from_millis(50)).await;
+        }
+        released.fetch_add(1, SeqCst);
+        Ok::<_, io::Error>(())
+    });
+    let body = async |id: &mut u32| {
+        sleep(Duration::from_millis(1)).await;
+        if *id == 0 {
+            panicked.store(true, SeqCst);
+            panic!("item 0: corrupt page");
+        }
+        Ok::<_, io::Error>(())
+    };
+    let run = stream::iter(0_u32..1_000).for_each_scoped_concurrent(2, connections, body);
+    let panic = within(AssertUnwindSafe(run).catch_unwind())
+        .await
+        .expect_err("item 0's body panics");
+    assert_eq!(message(&*panic), "item 0: corrupt page");
+    assert_eq!(acquired_after.load(SeqCst), 0, "acquired after the panic");
+    assert_eq!(
+        released.load(SeqCst),
+        acquired.load(SeqCst),
+        "the panic resumed before every release completed"
+    );
+}
