@@ -1328,3 +1328,44 @@ async fn a_panic_stops_acquiring_at_once() {
         "the panic resumed before every release completed"
     );
 }
+
+/// Items 0 and 1 both panic in the same poll of the adapter, item 0 first:
+/// their acquires wait for a signal each, sent to item 0 and then to item 1,
+/// so that the adapter polls them in that order. Item 0's release then waits
+/// a little, so item 1's panic reaches the adapter first. The panic that
+/// resumes is the first one, item 0's.
+#[tokio::test]
+async fn of_two_panics_the_first_resumes() {
+    let (to_0, from_0) = oneshot::channel::<()>();
+    let (to_1, from_1) = oneshot::channel::<()>();
+    let signals = Mutex::new(vec![Some(from_0), Some(from_1)]);
+    let connections = async_bracket(async |id: u32| {
+        let signal = signals.lock().unwrap()[id as usize].take();
+        if let Some(signal) = signal {
+            signal.await.expect("the signal is sent");
+        }
+        Ok::<_, io::Error>(id)
+    })
+    .release(|id: u32| async move {
+        if id == 0 {
+            yield_now().await;
+        }
+        Ok::<_, io::Error>(())
+    });
+    let body = async |id: &mut u32| {
+        if *id < 2 {
+            panic!("item {id} panicked");
+        }
+        Ok::<_, io::Error>(())
+    };
+    let run = stream::iter(0_u32..2).for_each_scoped_concurrent(2, connections, body);
+    let signal = async {
+        yield_now().await;
+        to_0.send(()).expect("item 0 waits");
+        to_1.send(()).expect("item 1 waits");
+    };
+    let (panicked, ()) =
+        within(async { tokio::join!(AssertUnwindSafe(run).catch_unwind(), signal) }).await;
+    let panic = panicked.expect_err("the bodies panic");
+    assert_eq!(message(&*panic), "item 0 panicked");
+}
