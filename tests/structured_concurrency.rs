@@ -1369,3 +1369,63 @@ async fn of_two_panics_the_first_resumes() {
     let panic = panicked.expect_err("the bodies panic");
     assert_eq!(message(&*panic), "item 0 panicked");
 }
+
+/// `try_map_scoped_spawned(..).try_collect_all()`: item 0's body fails while
+/// its release then takes 50 ms, the others take 1 ms. The collect makes the
+/// stream fail-fast before its first poll, so nothing is acquired after the
+/// failing step — not only after item 0's result arrives.
+#[tokio::test(start_paused = true)]
+async fn try_collect_all_of_spawned_tasks_stops_at_the_failing_step() {
+    let tally = Arc::new(Tally::default());
+    let connections = async_bracket({
+        let tally = Arc::clone(&tally);
+        async move |id: u32| {
+            tally.acquire();
+            Ok::<_, io::Error>(id)
+        }
+    })
+    .release({
+        let tally = Arc::clone(&tally);
+        move |id: u32| {
+            let tally = Arc::clone(&tally);
+            async move {
+                sleep(if id == 0 {
+                    Duration::from_millis(50)
+                } else {
+                    Duration::ZERO
+                })
+                .await;
+                tally.released.fetch_add(1, SeqCst);
+                Ok::<_, io::Error>(())
+            }
+        }
+    });
+    let body = {
+        let tally = Arc::clone(&tally);
+        async move |id: &mut u32| {
+            sleep(Duration::from_millis(1)).await;
+            if *id == 0 {
+                tally.failed.store(true, SeqCst);
+                return Err(io::Error::other("item 0: bad header"));
+            }
+            Ok::<_, io::Error>(*id)
+        }
+    };
+    let collected = within(
+        stream::iter(0_u32..1_000)
+            .try_map_scoped_spawned(2, connections, body)
+            .try_collect_all::<Vec<u32>>(),
+    )
+    .await;
+    let failures = collected.expect_err("item 0 fails");
+    assert!(
+        matches!(failures.first(), ScopedError::Use { index: 0, .. }),
+        "{failures:?}"
+    );
+    assert_eq!(
+        tally.acquired_after_failure.load(SeqCst),
+        0,
+        "acquired after the failure"
+    );
+    assert_eq!(tally.released.load(SeqCst), tally.acquired.load(SeqCst));
+}
