@@ -191,7 +191,7 @@ pub use self::iter::{ScopedIterExt, TryMapScoped};
 pub use self::{
     async_acquire::{AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, async_bracket},
     failures::Failures,
-    stream::{ScopedStream, ScopedStreamExt},
+    stream::{ScopedStream, ScopedStreamExt, TryCollectAll},
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -44,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::{self, Stream, TryStreamExt as _};
+use loopscope::Outcome;
 use loopscope::prelude::*;
 use tokio::task::{JoinHandle, yield_now};
 use tokio::time::timeout;
@@ -1367,5 +1368,167 @@ async fn a_body_panic_with_items_in_flight_releases_every_resource() {
         assert!(joined.expect_err("the panic reached the handle").is_panic());
         assert_eq!(counters.0.load(SeqCst), 0, "unordered: {unordered}");
         assert!(counters.1.load(SeqCst) <= LIMIT);
+    }
+}
+
+// ------------------------------- structured concurrency inside `tokio::spawn`
+
+/// The release of the stuck-sibling tests: logs the item and how it ended,
+/// after 20 ms (a slow close), then drops the resource.
+async fn slow_release(
+    log: &Mutex<Vec<(u32, Outcome)>>,
+    (item, resource): (u32, Owned),
+    outcome: Outcome,
+) -> io::Result<()> {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    log.lock().unwrap().push((item, outcome));
+    resource.0.released.fetch_add(1, SeqCst);
+    Ok(())
+}
+
+/// The bodies of the stuck-sibling tests: item 0 fails (or panics) after
+/// 5 ms; every other item is stuck forever, until it is cancelled.
+async fn fail_or_stick(item: u32, prefix: &str, panics: bool) -> io::Result<String> {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    if item != 0 {
+        std::future::pending::<()>().await;
+    }
+    if panics {
+        panic!("{prefix}: item 0 panicked");
+    }
+    Err(io::Error::other(format!("{prefix}: item 0 failed")))
+}
+
+/// Inside `tokio::spawn`, every concurrent adapter, with closures borrowing the
+/// task's `&str` config, a `Mutex` log and the counts: item 0 fails while its
+/// siblings are stuck and every release takes 20 ms. Each adapter (the
+/// mapping ones through `try_collect_all`) returns item 0's failure at once
+/// — the stuck siblings cancelled, told `Cancelled`, every release completed
+/// (invariants 3–5, 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_cancels_stuck_siblings_with_borrowing_closures() {
+    let _watchdog = watchdog("a_failure_cancels_stuck_siblings_with_borrowing_closures");
+    for adapter in ["for_each", "ordered", "unordered"] {
+        let counts = Arc::new(Counts::default());
+        let task = tokio::spawn({
+            let counts = Arc::clone(&counts);
+            async move {
+                let (prefix, log) = ("db", Mutex::new(Vec::new()));
+                let (counts, log) = (&counts, &log);
+                let bracket = async_bracket(async |item: u32| {
+                    Ok::<_, io::Error>((item, Owned::open(counts)))
+                })
+                .release_with(async |resource, outcome| slow_release(log, resource, outcome).await);
+                let body =
+                    async |(item, _): &mut (u32, Owned)| fail_or_stick(*item, prefix, false).await;
+                let started = tokio::time::Instant::now();
+                let failures = match adapter {
+                    "for_each" => stream::iter(0..N)
+                        .for_each_scoped_concurrent(
+                            LIMIT,
+                            bracket,
+                            async |resource: &mut (u32, Owned)| body(resource).await.map(drop),
+                        )
+                        .await
+                        .map(drop),
+                    "ordered" => stream::iter(0..N)
+                        .try_map_scoped_concurrent(LIMIT, bracket, body)
+                        .try_collect_all::<Vec<String>>()
+                        .await
+                        .map(drop),
+                    _ => stream::iter(0..N)
+                        .try_map_scoped_unordered(LIMIT, bracket, body)
+                        .try_collect_all::<Vec<String>>()
+                        .await
+                        .map(drop),
+                }
+                .expect_err("item 0 fails");
+                let elapsed = started.elapsed();
+                let acquired = counts.acquired.load(SeqCst);
+                let released = counts.released.load(SeqCst);
+                let outcomes = log.lock().unwrap().clone();
+                (
+                    failures.index(),
+                    failures.to_string(),
+                    elapsed,
+                    acquired,
+                    released,
+                    outcomes,
+                )
+            }
+        });
+        let (index, message, elapsed, acquired, released, mut outcomes) = join(task).await;
+        assert_eq!(index, 0, "{adapter}: {message}");
+        assert!(message.contains("item 0"), "{adapter}: {message}");
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "{adapter}: took {elapsed:?}"
+        );
+        assert_eq!(
+            released, acquired,
+            "{adapter}: returned before every release"
+        );
+        assert_eq!(acquired, LIMIT, "{adapter}: acquired after the failure");
+        outcomes.sort_by_key(|&(item, _)| item);
+        let mut expected = vec![(0, Outcome::Failed)];
+        expected.extend((1..LIMIT as u32).map(|item| (item, Outcome::Cancelled)));
+        assert_eq!(outcomes, expected, "{adapter}");
+        assert_eq!(counts.live.load(SeqCst), 0);
+    }
+}
+
+/// As above, item 0's body panics: the panic reaches the task's `JoinHandle`
+/// only once the stuck siblings were cancelled and every release (each
+/// 20 ms) has completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_cancels_stuck_siblings_with_borrowing_closures() {
+    let _watchdog = watchdog("a_panic_cancels_stuck_siblings_with_borrowing_closures");
+    for adapter in ["for_each", "ordered", "unordered"] {
+        let counts = Arc::new(Counts::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn({
+            let (counts, log) = (Arc::clone(&counts), Arc::clone(&log));
+            async move {
+                let prefix = "db";
+                let (counts, log) = (&counts, &*log);
+                let bracket = async_bracket(async |item: u32| {
+                    Ok::<_, io::Error>((item, Owned::open(counts)))
+                })
+                .release_with(async |resource, outcome| slow_release(log, resource, outcome).await);
+                let body =
+                    async |(item, _): &mut (u32, Owned)| fail_or_stick(*item, prefix, true).await;
+                match adapter {
+                    "for_each" => drop(
+                        stream::iter(0..N)
+                            .for_each_scoped_concurrent(LIMIT, bracket, body)
+                            .await,
+                    ),
+                    "ordered" => drop(
+                        stream::iter(0..N)
+                            .try_map_scoped_concurrent(LIMIT, bracket, body)
+                            .try_collect_all::<Vec<String>>()
+                            .await,
+                    ),
+                    _ => drop(
+                        stream::iter(0..N)
+                            .try_map_scoped_unordered(LIMIT, bracket, body)
+                            .try_collect_all::<Vec<String>>()
+                            .await,
+                    ),
+                }
+            }
+        });
+        let joined = timeout(TIME_LIMIT, task).await.expect("no hang");
+        assert!(joined.expect_err("the panic reached the handle").is_panic());
+        assert_eq!(
+            counts.released.load(SeqCst),
+            counts.acquired.load(SeqCst),
+            "{adapter}: the panic resumed before every release completed"
+        );
+        let mut outcomes = log.lock().unwrap().clone();
+        outcomes.sort_by_key(|&(item, _)| item);
+        let mut expected = vec![(0, Outcome::Panicked)];
+        expected.extend((1..LIMIT as u32).map(|item| (item, Outcome::Cancelled)));
+        assert_eq!(outcomes, expected, "{adapter}");
     }
 }

@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt as _};
 use self::cancel::{Engine, Local};
 use self::concurrent::{CompletionOrder, InputOrder, Order};
 use self::scope::{AsyncScopeError, by_release, scope};
-pub use self::scoped_stream::ScopedStream;
+pub use self::scoped_stream::{ScopedStream, TryCollectAll};
 use self::try_map_scoped::TryMapScoped;
 use crate::{AsyncAcquire, Failures};
 #[cfg(feature = "tokio")]

@@ -1,11 +1,13 @@
 //! The streams of the concurrent mapping adapters: a way to stop them that
 //! waits for every release, and a fail-fast collect built on it.
 
+use core::fmt;
 use core::future::Future;
-use core::pin::{Pin, pin};
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
 
-use futures_util::StreamExt as _;
 use futures_util::future::Either;
+use pin_project_lite::pin_project;
 
 use super::cancel::Cancellation;
 use super::concurrent::{Drive, InFlight};
@@ -103,30 +105,78 @@ pub trait ScopedStream<T, A, U, R>:
     /// assert!(matches!(failures.first(), ScopedError::Acquire { index: 1, .. }));
     /// # });
     /// ```
-    fn try_collect_all<C>(self) -> impl Future<Output = Result<C, Failures<ScopedError<A, U, R>>>>
+    fn try_collect_all<C>(self) -> TryCollectAll<Self, C, ScopedError<A, U, R>>
     where
         Self: Sized,
         C: Default + Extend<T>,
     {
-        async move {
-            let mut results = pin!(self);
-            results.as_mut().make_fail_fast();
-            let mut collected = C::default();
-            let mut failures = None;
-            while let Some(result) = results.next().await {
-                match result {
-                    Ok(value) if failures.is_none() => collected.extend(Some(value)),
-                    // A value finished after the failure: the caller gets the
-                    // failure, not a partial collection.
-                    Ok(_) => {}
-                    Err(error) => {
-                        results.as_mut().stop();
-                        Failures::keep(&mut failures, error, None);
-                    }
+        TryCollectAll {
+            stream: self,
+            collected: Some(C::default()),
+            failures: None,
+            armed: false,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`ScopedStream::try_collect_all`]: `Send` when the stream,
+    /// the collection and the errors are (a plain struct, so that the bound
+    /// holds for an adapter whose closures borrow, inside `tokio::spawn`).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct TryCollectAll<St, C, E> {
+        #[pin]
+        stream: St,
+        // Taken when the future completes.
+        collected: Option<C>,
+        failures: Option<Failures<E>>,
+        // The stream was made fail-fast (before its first poll).
+        armed: bool,
+    }
+}
+
+impl<St, C, T, A, U, R> Future for TryCollectAll<St, C, ScopedError<A, U, R>>
+where
+    // The item type names `T`; `ScopedStream`'s parameters do not.
+    St: futures_util::Stream<Item = Result<T, ScopedError<A, U, R>>> + ScopedStream<T, A, U, R>,
+    C: Default + Extend<T>,
+{
+    type Output = Result<C, Failures<ScopedError<A, U, R>>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if !*this.armed {
+            this.stream.as_mut().make_fail_fast();
+            *this.armed = true;
+        }
+        while let Some(result) = ready!(this.stream.as_mut().poll_next(cx)) {
+            match result {
+                Ok(value) if this.failures.is_none() => {
+                    let collected = this.collected.as_mut().expect("polled after completion");
+                    collected.extend(Some(value));
+                }
+                // A value finished after the failure: the caller gets the
+                // failure, not a partial collection.
+                Ok(_) => {}
+                Err(error) => {
+                    this.stream.as_mut().stop();
+                    Failures::keep(this.failures, error, None);
                 }
             }
-            failures.map_or(Ok(collected), Err)
         }
+        Poll::Ready(match this.failures.take() {
+            Some(failures) => Err(failures),
+            None => Ok(this.collected.take().expect("polled after completion")),
+        })
+    }
+}
+
+impl<St: fmt::Debug, C, E> fmt::Debug for TryCollectAll<St, C, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryCollectAll")
+            .field("stream", &self.stream)
+            .field("failed", &self.failures.is_some())
+            .finish_non_exhaustive()
     }
 }
 
