@@ -42,6 +42,9 @@ mod common;
 #[path = "common/inputs.rs"]
 mod inputs;
 
+#[path = "common/watchdog.rs"]
+mod watchdog;
+
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::convert::Infallible;

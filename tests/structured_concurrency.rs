@@ -49,15 +49,11 @@ use tokio::task::yield_now;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::task::TaskTracker;
 
-/// How long any test may wait for a result before it counts as hung: 10 s, or
-/// the seconds in `LOOPSCOPE_TEST_TIME_LIMIT` (set by `scripts/mutants.sh`).
-fn time_limit() -> Duration {
-    let seconds = std::env::var("LOOPSCOPE_TEST_TIME_LIMIT")
-        .ok()
-        .and_then(|seconds| seconds.parse().ok())
-        .unwrap_or(10);
-    Duration::from_secs(seconds)
-}
+#[path = "common/watchdog.rs"]
+mod watchdog;
+
+// How long any test may wait for a result before it counts as hung.
+use watchdog::time_limit;
 
 /// The error of an adapter whose acquire, body and release fail with `io::Error`.
 type Error = ScopedError<io::Error, io::Error, io::Error>;
@@ -164,23 +160,21 @@ async fn for_each_scoped_concurrent_acquires_nothing_after_a_body_fails() {
     );
 }
 
-/// As above with `for_each_scoped_spawned`, each item a task of a
-/// multi-thread runtime, the adapter itself inside `tokio::spawn`. Before, the
-/// tasks in flight ran to their end and the engine pulled new items until item
-/// 0's result arrived after its release: about 15 acquired after the
-/// failure. Now: 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn for_each_scoped_spawned_acquires_nothing_after_a_body_fails() {
-    let tally = Arc::new(Tally::default());
-    let connections = async_bracket({
-        let tally = Arc::clone(&tally);
+/// The connections of the spawned adapters' tests: as in the test above, with
+/// `Arc` handles on the tally, so that the closures are `'static`.
+fn spawnable_connections(
+    tally: &Arc<Tally>,
+) -> impl loopscope::SpawnAcquire<u32, Resource = u32, Error = io::Error, ReleaseError = io::Error>
+{
+    async_bracket({
+        let tally = Arc::clone(tally);
         async move |id: u32| {
             tally.acquire();
             Ok::<_, io::Error>(id)
         }
     })
     .release({
-        let tally = Arc::clone(&tally);
+        let tally = Arc::clone(tally);
         move |id: u32| {
             let tally = Arc::clone(&tally);
             async move {
@@ -189,7 +183,18 @@ async fn for_each_scoped_spawned_acquires_nothing_after_a_body_fails() {
                 Ok::<_, io::Error>(())
             }
         }
-    });
+    })
+}
+
+/// As above with `for_each_scoped_spawned`, each item a task of a
+/// multi-thread runtime, the adapter itself inside `tokio::spawn`. Before, the
+/// tasks in flight ran to their end and the engine pulled new items until item
+/// 0's result arrived after its release: about 15 acquired after the
+/// failure. Now: 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_scoped_spawned_acquires_nothing_after_a_body_fails() {
+    let tally = Arc::new(Tally::default());
+    let connections = spawnable_connections(&tally);
     let body = {
         let tally = Arc::clone(&tally);
         async move |id: &mut u32| fetch(*id, &tally).await
@@ -1371,45 +1376,16 @@ async fn of_two_panics_the_first_resumes() {
 }
 
 /// `try_map_scoped_spawned(..).try_collect_all()`: item 0's body fails while
-/// its release then takes 50 ms, the others take 1 ms. The collect makes the
-/// stream fail-fast before its first poll, so nothing is acquired after the
-/// failing step — not only after item 0's result arrives.
+/// its release then takes 75 ms, the others take 1–5 ms. The collect makes
+/// the stream fail-fast before its first poll, so nothing is acquired after
+/// the failing step — not only after item 0's result arrives.
 #[tokio::test(start_paused = true)]
 async fn try_collect_all_of_spawned_tasks_stops_at_the_failing_step() {
     let tally = Arc::new(Tally::default());
-    let connections = async_bracket({
-        let tally = Arc::clone(&tally);
-        async move |id: u32| {
-            tally.acquire();
-            Ok::<_, io::Error>(id)
-        }
-    })
-    .release({
-        let tally = Arc::clone(&tally);
-        move |id: u32| {
-            let tally = Arc::clone(&tally);
-            async move {
-                sleep(if id == 0 {
-                    Duration::from_millis(50)
-                } else {
-                    Duration::ZERO
-                })
-                .await;
-                tally.released.fetch_add(1, SeqCst);
-                Ok::<_, io::Error>(())
-            }
-        }
-    });
+    let connections = spawnable_connections(&tally);
     let body = {
         let tally = Arc::clone(&tally);
-        async move |id: &mut u32| {
-            sleep(Duration::from_millis(1)).await;
-            if *id == 0 {
-                tally.failed.store(true, SeqCst);
-                return Err(io::Error::other("item 0: bad header"));
-            }
-            Ok::<_, io::Error>(*id)
-        }
+        async move |id: &mut u32| fetch(*id, &tally).await.map(|()| *id)
     };
     let collected = within(
         stream::iter(0_u32..1_000)

@@ -22,23 +22,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::stream::Stream;
 
 // ---------------------------------------------------------------- time limit
 
-/// How long a test case may run before it counts as hung: 10 s, or the
-/// seconds in `LOOPSCOPE_TEST_TIME_LIMIT` (the mutation run, `scripts/mutants.sh`,
-/// sets 3, so that a mutant that hangs fails in seconds).
-pub fn time_limit() -> Duration {
-    let seconds = std::env::var("LOOPSCOPE_TEST_TIME_LIMIT")
-        .ok()
-        .and_then(|seconds| seconds.parse().ok())
-        .unwrap_or(10);
-    Duration::from_secs(seconds)
-}
+// The limit is the watchdog's: a test file that includes this module includes
+// `common/watchdog.rs` as `watchdog` too.
+pub use crate::watchdog::time_limit;
 
 /// Runs `case` on a thread of its own and returns what it returns; a panic of
 /// the case resumes here. If the case has not ended within [`time_limit`], fails

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 /// How long a test may run before it counts as hung: 10 s, or the seconds in
 /// `LOOPSCOPE_TEST_TIME_LIMIT` (the mutation run, `scripts/mutants.sh`, sets 3,
-/// so that a mutant that hangs fails in seconds). The same rule as
-/// `time_limit` in `common/inputs.rs`.
+/// so that a mutant that hangs fails in seconds). `common/inputs.rs` uses it
+/// for its property cases too.
 pub fn time_limit() -> Duration {
     let seconds = std::env::var("LOOPSCOPE_TEST_TIME_LIMIT")
         .ok()
