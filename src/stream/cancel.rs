@@ -103,13 +103,6 @@ impl Cancellation for Local {
     }
 }
 
-/// What the items an engine is polling told it.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Polled {
-    /// The first item that failed (fail-fast) or panicked in this poll.
-    pub(super) failure: Option<usize>,
-}
-
 // What the engine polling its items on this thread and those items tell each
 // other, in one word (it is written twice and read at least twice per item):
 // `RUNNING` (a failure is the item's own), `ARMED` (fail-fast: a failure
@@ -125,20 +118,20 @@ std::thread_local! {
 }
 
 /// Runs `poll` — the engine polling its items — with the items told whether
-/// they are cancelled, or whether a failure cancels them, and returns what they
-/// reported. The previous state is restored afterwards (also if `poll`
-/// unwinds): an item's body may itself run a concurrent adapter.
+/// they are cancelled, or whether a failure cancels them, and returns with its
+/// output the index of the first item that failed (fail-fast) or panicked in
+/// that poll, if any. The previous state is restored afterwards (also if
+/// `poll` unwinds): an item's body may itself run a concurrent adapter.
 #[inline]
 pub(super) fn polling<R>(
     cancellation: &impl Cancellation,
     poll: impl FnOnce() -> R,
-) -> (R, Polled) {
+) -> (R, Option<usize>) {
     let outer = POLLED.replace(cancellation.told());
     let restore = scopeguard::guard(outer, |outer| POLLED.set(outer));
     let polled = poll();
     let told = POLLED.replace(scopeguard::ScopeGuard::into_inner(restore));
-    let failure = told.checked_sub(FAILED);
-    (polled, Polled { failure })
+    (polled, told.checked_sub(FAILED))
 }
 
 /// The scope's side for an item polled by the engine ([`polling`]).

@@ -476,11 +476,11 @@ where
                 }
             }
             let in_flight = &mut *this.in_flight;
-            let (polled, reported) = polling(&*this.cancellation, || in_flight.poll_next(cx));
+            let (polled, failure) = polling(&*this.cancellation, || in_flight.poll_next(cx));
             // An item failed (fail-fast) or panicked in that poll and cancelled
             // the others: wake those that wait, so that they see it. (The items
             // of the spawned adapters are tasks, woken by their own token.)
-            if let Some(index) = reported.failure {
+            if let Some(index) = failure {
                 this.cancellation.fail(index);
                 wake_once(this.in_flight, this.woken);
             }
