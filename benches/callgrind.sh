@@ -11,7 +11,7 @@
 #   LOOPSCOPE_CALLGRIND_REPS=20 bash benches/callgrind.sh
 #   LOOPSCOPE_CALLGRIND_FEATURES=tracing bash benches/callgrind.sh  # extra features
 #
-# Needs valgrind. It builds the bench binary of benches/<bench>.rs (--bench, or
+# Needs valgrind. It builds the bench binary of benches/benches/<bench>.rs (--bench, or
 # LOOPSCOPE_CALLGRIND_BENCH; default sync_adapters) in the bench (release)
 # profile, then runs every workload's two variants, each in its own process, under
 #   valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*callgrind_measured*'
@@ -19,7 +19,7 @@
 # and calls the variant LOOPSCOPE_CALLGRIND_REPS times (default 10) inside its
 # #[inline(never)] function callgrind_measured, after one uncounted warm-up run;
 # only what executes inside that function is counted (see the top of
-# benches/sync_adapters.rs). The table gives instructions per run of a workload
+# benches/benches/sync_adapters.rs). The table gives instructions per run of a workload
 # (1,000 items: total / reps) and the ratio adapter / hand-written. Kernel work
 # (the file workloads' system calls) is not counted by callgrind.
 #
@@ -60,7 +60,7 @@ if [[ -n ${LOOPSCOPE_CALLGRIND_FEATURES:-} ]]; then
     features=(--features "$LOOPSCOPE_CALLGRIND_FEATURES")
 fi
 bin=$(
-    cargo bench --bench "$bench" "${features[@]}" --no-run --message-format=json-render-diagnostics |
+    cargo bench -p loopscope-benches --bench "$bench" "${features[@]}" --no-run --message-format=json-render-diagnostics |
         grep "\"name\":\"$bench\"" |
         grep -o '"executable":"[^"]*"' |
         tail -n 1 |

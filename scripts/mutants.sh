@@ -14,7 +14,7 @@
 # missed.txt, timeout.txt, unviable.txt).
 #
 # CARGO_INCREMENTAL=0: rustc's incremental cache crashed on some mutants. The
-# proptest case count (tests/common/cases.rs) is lowered so that each mutant's test run takes seconds;
+# proptest case count (tests-integration/tests/common/cases.rs) is lowered so that each mutant's test run takes seconds;
 # every test has its own time limit (3 s here), and --timeout catches the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +44,8 @@ for test in "${tests[@]}"; do
     cargo_args+=(-C "--test=$test")
 done
 
-exec cargo mutants --all-features --timeout 60 --build-timeout 600 \
+# The mutants are the crate's (`--package loopscope`); its tests are the
+# workspace member `tests-integration`'s.
+exec cargo mutants --package loopscope --test-package loopscope-tests \
+    --all-features --timeout 60 --build-timeout 600 \
     "${cargo_args[@]}" "${files[@]}" "$@"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The extended proof run: every property test in tests/ at 10,000 cases.
+# The extended proof run: every property test in tests-integration/tests/ at 10,000 cases.
 #
 #   scripts/proof-run.sh              # every file with a `proptest!` block
-#   scripts/proof-run.sh combine      # only tests/combine.rs
+#   scripts/proof-run.sh combine      # only tests-integration/tests/combine.rs
 #   LOOPSCOPE_PROPTEST_CASES=50000 scripts/proof-run.sh
 #
 # `cargo test` runs each property at its own small default count; the helper
-# in tests/common/cases.rs replaces every one of those counts with
+# in tests-integration/tests/common/cases.rs replaces every one of those counts with
 # LOOPSCOPE_PROPTEST_CASES when it is set. This script sets it (10,000 unless
 # given), finds the properties of each file (the `#[test] fn`s inside its
 # `proptest!` blocks), runs exactly those in release mode, and prints per file
@@ -16,7 +16,8 @@
 # non-zero at the end.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+# The property tests are the workspace member `tests-integration`'s.
+cd "$(dirname "$0")/../tests-integration"
 
 export LOOPSCOPE_PROPTEST_CASES="${LOOPSCOPE_PROPTEST_CASES:-10000}"
 cargo_test=(cargo test --release --all-features)

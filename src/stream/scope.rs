@@ -145,7 +145,7 @@ macro_rules! call_drop_after_panic {
 /// result is unwrapped inside a block of its own, with a labelled break for its
 /// error, as `?` would: a local (or a `match` scrutinee) still in scope at a
 /// later `.await` keeps its own room in the state machine.
-/// `tests/spawnable.rs` holds the `Send` promise.
+/// `tests-integration/tests/spawnable.rs` holds the `Send` promise.
 ///
 /// With the `tracing` feature (see `crate::trace`), each scope makes the item's
 /// span, instruments the acquire, body and release futures with it — never

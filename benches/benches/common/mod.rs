@@ -6,7 +6,7 @@
 //! [`main`], which either runs criterion over them or, with
 //! `LOOPSCOPE_CALLGRIND=<workload>/<variant>` (or `list`), runs one variant
 //! under [`callgrind_measured`] for `benches/callgrind.sh` (see the top of
-//! `benches/sync_adapters.rs`).
+//! `benches/benches/sync_adapters.rs`).
 //!
 //! Every bench compiles this module on its own, and none uses all of it: the
 //! items only some benches use carry `#[allow(dead_code)]`, each with the reason.
@@ -127,7 +127,7 @@ fn benches(c: &mut Criterion, pairs: &[Pair], fixture: &Fixture) {
 
 /// Runs `workload` `reps` times. Under callgrind only the instructions executed
 /// inside this function (and what it calls) are counted: see the top of
-/// `benches/sync_adapters.rs`.
+/// `benches/benches/sync_adapters.rs`.
 #[inline(never)]
 pub fn callgrind_measured(workload: Workload, fixture: &Fixture, reps: u32) -> u64 {
     let mut checksum = 0u64;

@@ -1,7 +1,7 @@
 //! The concurrent stream adapters side by side with the hand-written futures
 //! code they replace.
 //!
-//! The same design as `benches/stream_adapters.rs`: every workload is a pair of
+//! The same design as `benches/benches/stream_adapters.rs`: every workload is a pair of
 //! functions doing exactly the same work on the same input — the same async
 //! acquire, body and release functions, the same consumer — once written by hand
 //! (`hand_written`) and once with a `loopscope` adapter (`adapter`), each pair one
@@ -62,7 +62,7 @@
 //!
 //! # Instruction counting
 //!
-//! As in `benches/stream_adapters.rs`: with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
+//! As in `benches/benches/stream_adapters.rs`: with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
 //! the binary skips criterion, runs that one function once as an uncounted
 //! warm-up, and then calls it `LOOPSCOPE_CALLGRIND_REPS` times (default 10)
 //! inside [`callgrind_measured`](common::callgrind_measured), the only function
@@ -77,7 +77,7 @@
 //!
 //! The harness and the trivial resource (with its async acquire, body and
 //! release; the I/O-bound workloads use the same resource) are shared with the
-//! other benches: they live in `benches/common/mod.rs`.
+//! other benches: they live in `benches/benches/common/mod.rs`.
 
 mod common;
 

@@ -30,7 +30,7 @@
 //! [`callgrind_measured`](common::callgrind_measured).
 //! `LOOPSCOPE_CALLGRIND=list` prints the workload names. This harness, the
 //! fixture and the trivial resource are shared with the other benches: they live
-//! in `benches/common/mod.rs`.
+//! in `benches/benches/common/mod.rs`.
 //!
 //! Why the counts are attributable: `benches/callgrind.sh` runs the binary under
 //! `valgrind --tool=callgrind --collect-atstart=no

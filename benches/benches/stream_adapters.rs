@@ -1,7 +1,7 @@
 //! The sequential stream adapters side by side with the hand-written async code
 //! they replace.
 //!
-//! The same design as `benches/sync_adapters.rs`: every workload is a pair of
+//! The same design as `benches/benches/sync_adapters.rs`: every workload is a pair of
 //! functions doing exactly the same work on the same input — the same async
 //! acquire, body and release functions, the same consumer — once written by hand
 //! (`hand_written`) and once with a `loopscope` adapter (`adapter`), each pair one
@@ -35,7 +35,7 @@
 //!
 //! # Instruction counting
 //!
-//! As in `benches/sync_adapters.rs`: with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
+//! As in `benches/benches/sync_adapters.rs`: with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
 //! (for example `stream_for_each/adapter`) the binary skips criterion, runs that
 //! one function once as an uncounted warm-up, and then calls it
 //! `LOOPSCOPE_CALLGRIND_REPS` times (default 10) inside
@@ -44,7 +44,7 @@
 //! `LOOPSCOPE_CALLGRIND=list` prints the workload names. Each run includes one
 //! `block_on` (the executor's set-up around the loop), in both variants. The
 //! harness and the trivial resource (with its async acquire, body and release)
-//! are shared with the other benches: they live in `benches/common/mod.rs`.
+//! are shared with the other benches: they live in `benches/benches/common/mod.rs`.
 
 mod common;
 
