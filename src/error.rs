@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::cause::{Message, source_below};
+
 /// The error of a scoped adapter: the step that failed, the item's index, and the
 /// error (or errors) it returned.
 ///
@@ -12,14 +14,32 @@ use core::fmt;
 /// No error is lost: when the body fails and the release of its resource fails too,
 /// [`ScopedError::Use`] keeps both, as Java keeps suppressed exceptions.
 ///
-/// [`source`](core::error::Error::source) is the failing step's error; the `Display`
-/// text says which step failed for which item, and adds the release error when it
-/// was kept beside the body's.
+/// # Messages and `?`
 ///
-/// With the `std` feature, a `ScopedError` whose acquire and use errors are
-/// [`std::io::Error`] — and whose release error is `io::Error` or `Infallible` —
-/// converts into `io::Error` with the [`ErrorKind`] of the step that failed, so
-/// `?` works in a function returning `io::Result`.
+/// The `Display` text names the step, the item and the failing step's own
+/// message: "failed to acquire the resource for item 3: No such file or
+/// directory (os error 2)"; when the body and its release both failed, the
+/// message is the body's, with the release's before it: "failed to use the
+/// resource for item 0 (its release failed too: flush failed): bad header". The index
+/// alone does not say *which* item it was in a stream of values that are not
+/// `Clone`: label the error where the item is still at hand, with
+/// [`LabelExt::with_label`](crate::LabelExt::with_label) (or anyhow's
+/// `with_context`) in the acquire, as the guide's
+/// [Which item failed](crate::guide#which-item-failed) shows.
+///
+/// `ScopedError` is an [`Error`](core::error::Error) whenever its three error
+/// types are `Debug + Display + 'static` — not only `Error`s, so that
+/// `anyhow::Error` and `Box<dyn Error + Send + Sync>` work: `?` converts a
+/// `ScopedError` of them into an `anyhow::Error` or a boxed error, and anyhow's
+/// `.context(..)` applies to an adapter's result. Since its message already
+/// includes the failing step's error, [`source`](core::error::Error::source) is
+/// that error's own source — the cause below it — where the crate can reach it
+/// (an `io::Error`, a boxed error); an `anyhow::Error` shows its whole context
+/// chain in the message instead. So `{:#}` under anyhow, or any report that
+/// walks the chain, reads in cause order and says nothing twice. The typed
+/// errors are the variants' fields, and [`map_acquire`](Self::map_acquire),
+/// [`map_use`](Self::map_use) and [`map_release`](Self::map_release) convert
+/// them.
 ///
 /// # Examples
 ///
@@ -31,9 +51,12 @@ use core::fmt;
 ///     |_number| Ok::<_, std::fmt::Error>(()),
 /// );
 /// match result {
-///     Err(ScopedError::Acquire { index, source }) => {
-///         assert_eq!(index, 1);
-///         assert_eq!(source.to_string(), "invalid digit found in string");
+///     Err(error @ ScopedError::Acquire { .. }) => {
+///         assert_eq!(error.index(), 1);
+///         assert_eq!(
+///             error.to_string(),
+///             "failed to acquire the resource for item 1: invalid digit found in string",
+///         );
 ///     }
 ///     other => panic!("unexpected {other:?}"),
 /// }
@@ -47,7 +70,7 @@ use core::fmt;
     not(feature = "std"),
     doc = "[`std::io::Error`]: https://doc.rust-lang.org/std/io/struct.Error.html\n[`ErrorKind`]: https://doc.rust-lang.org/std/io/enum.ErrorKind.html"
 )]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ScopedError<A, U, R> {
     /// Acquiring the item's resource failed: nothing was acquired, nothing released.
@@ -55,7 +78,6 @@ pub enum ScopedError<A, U, R> {
         /// The item's position in the input.
         index: usize,
         /// The acquire error.
-        #[source]
         source: A,
     },
     /// The body failed; its resource was released, and if that failed too, the
@@ -64,7 +86,6 @@ pub enum ScopedError<A, U, R> {
         /// The item's position in the input.
         index: usize,
         /// The body's error.
-        #[source]
         source: U,
         /// The release error, when the release failed after the body did.
         release: Option<R>,
@@ -74,7 +95,6 @@ pub enum ScopedError<A, U, R> {
         /// The item's position in the input.
         index: usize,
         /// The release error.
-        #[source]
         source: R,
     },
     /// A concurrent adapter cancelled the item before its scope completed —
@@ -90,7 +110,6 @@ pub enum ScopedError<A, U, R> {
         index: usize,
         /// The release error, when the release of the cancelled item's
         /// resource failed.
-        #[source]
         release: Option<R>,
     },
 }
@@ -159,72 +178,211 @@ impl<A, U, R> ScopedError<A, U, R> {
             Self::Acquire { .. } => None,
         }
     }
+
+    /// Converts the acquire error with `f`, keeping everything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::ScopedError;
+    ///
+    /// let error: ScopedError<&str, &str, &str> = ScopedError::Acquire { index: 1, source: "refused" };
+    /// let error = error.map_acquire(|source| format!("connect: {source}"));
+    /// assert_eq!(error.to_string(), "failed to acquire the resource for item 1: connect: refused");
+    /// ```
+    pub fn map_acquire<A2>(self, f: impl FnOnce(A) -> A2) -> ScopedError<A2, U, R> {
+        match self {
+            Self::Acquire { index, source } => ScopedError::Acquire {
+                index,
+                source: f(source),
+            },
+            Self::Use {
+                index,
+                source,
+                release,
+            } => ScopedError::Use {
+                index,
+                source,
+                release,
+            },
+            Self::Release { index, source } => ScopedError::Release { index, source },
+            Self::Cancelled { index, release } => ScopedError::Cancelled { index, release },
+        }
+    }
+
+    /// Converts the body's error with `f`, keeping everything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::ScopedError;
+    ///
+    /// let error: ScopedError<(), std::num::ParseIntError, ()> = ScopedError::Use {
+    ///     index: 0,
+    ///     source: "x".parse::<u8>().unwrap_err(),
+    ///     release: None,
+    /// };
+    /// let error: ScopedError<(), String, ()> = error.map_use(|source| source.to_string());
+    /// assert!(matches!(error, ScopedError::Use { ref source, .. } if source == "invalid digit found in string"));
+    /// ```
+    pub fn map_use<U2>(self, f: impl FnOnce(U) -> U2) -> ScopedError<A, U2, R> {
+        match self {
+            Self::Acquire { index, source } => ScopedError::Acquire { index, source },
+            Self::Use {
+                index,
+                source,
+                release,
+            } => ScopedError::Use {
+                index,
+                source: f(source),
+                release,
+            },
+            Self::Release { index, source } => ScopedError::Release { index, source },
+            Self::Cancelled { index, release } => ScopedError::Cancelled { index, release },
+        }
+    }
+
+    /// Converts the release error with `f` — the one kept beside a body's error
+    /// and a cancelled item's too — keeping everything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use loopscope::ScopedError;
+    ///
+    /// let error: ScopedError<(), &str, &str> =
+    ///     ScopedError::Use { index: 2, source: "bad header", release: Some("eio") };
+    /// let error = error.map_release(|release| format!("close: {release}"));
+    /// assert_eq!(error.release_error().map(String::as_str), Some("close: eio"));
+    /// ```
+    pub fn map_release<R2>(self, f: impl FnOnce(R) -> R2) -> ScopedError<A, U, R2> {
+        match self {
+            Self::Acquire { index, source } => ScopedError::Acquire { index, source },
+            Self::Use {
+                index,
+                source,
+                release,
+            } => ScopedError::Use {
+                index,
+                source,
+                release: release.map(f),
+            },
+            Self::Release { index, source } => ScopedError::Release {
+                index,
+                source: f(source),
+            },
+            Self::Cancelled { index, release } => ScopedError::Cancelled {
+                index,
+                release: release.map(f),
+            },
+        }
+    }
 }
 
-impl<A, U, R: fmt::Display> fmt::Display for ScopedError<A, U, R> {
+impl<A, U, R> fmt::Display for ScopedError<A, U, R>
+where
+    A: fmt::Display + 'static,
+    U: fmt::Display + 'static,
+    R: fmt::Display + 'static,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Acquire { index, .. } => {
-                write!(f, "failed to acquire the resource for item {index}")
-            }
-            Self::Use { index, release, .. } => {
+            Self::Acquire { index, source } => write!(
+                f,
+                "failed to acquire the resource for item {index}: {}",
+                Message(source)
+            ),
+            Self::Use {
+                index,
+                source,
+                release,
+            } => {
                 write!(f, "failed to use the resource for item {index}")?;
-                match release {
-                    // The release error is not on the `source` chain, so say it here.
-                    Some(release) => write!(f, ", and releasing it failed too: {release}"),
-                    None => Ok(()),
+                if let Some(release) = release {
+                    // Before the body's error, not after it: the body's error's
+                    // causes come next in a chain, and must follow its message.
+                    write!(f, " (its release failed too: {})", Message(release))?;
                 }
+                write!(f, ": {}", Message(source))
             }
-            Self::Release { index, .. } => {
-                write!(f, "failed to release the resource for item {index}")
-            }
+            Self::Release { index, source } => write!(
+                f,
+                "failed to release the resource for item {index}: {}",
+                Message(source)
+            ),
             Self::Cancelled { index, release } => {
                 write!(f, "item {index} was cancelled before its scope completed")?;
-                if release.is_some() {
-                    write!(f, ", and releasing its resource failed")?;
+                match release {
+                    Some(release) => write!(f, ", and its release failed: {}", Message(release)),
+                    None => Ok(()),
                 }
-                Ok(())
             }
         }
     }
 }
 
+/// An [`Error`](core::error::Error) whenever the three error types are
+/// `Debug + Display + 'static`, so that `anyhow::Error` and boxed errors work
+/// (see [Messages and `?`](ScopedError#messages-and-)).
+impl<A, U, R> core::error::Error for ScopedError<A, U, R>
+where
+    A: fmt::Debug + fmt::Display + 'static,
+    U: fmt::Debug + fmt::Display + 'static,
+    R: fmt::Debug + fmt::Display + 'static,
+{
+    /// The failing step's own source: its message is already in this error's.
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Acquire { source, .. } => source_below(source),
+            Self::Use { source, .. } => source_below(source),
+            Self::Release { source, .. }
+            | Self::Cancelled {
+                release: Some(source),
+                ..
+            } => source_below(source),
+            Self::Cancelled { release: None, .. } => None,
+        }
+    }
+}
+
+/// `?` from a `ScopedError` into [`std::io::Error`], when each of its errors is
+/// an `io::Error`, [`Infallible`](core::convert::Infallible), a
+/// [`Labelled`](crate::Labelled) `io::Error`, (feature `tokio`) a
+/// `ReleaseTimeoutError<io::Error>`, or a `both` error of such parts.
 #[cfg(feature = "std")]
 mod io_conversions {
-    use super::ScopedError;
-    use std::convert::Infallible;
+    use std::error::Error;
     use std::io;
 
-    impl<R> ScopedError<io::Error, io::Error, R> {
-        pub(crate) fn io_kind(
-            &self,
-            release_kind: impl FnOnce(&R) -> io::ErrorKind,
-        ) -> io::ErrorKind {
+    use super::ScopedError;
+    use crate::io_kind::IoKind;
+
+    impl<A: IoKind, U: IoKind, R: IoKind> IoKind for ScopedError<A, U, R> {
+        /// The failed step's: a release error kept beside the body's came after
+        /// it; a cancelled item with no error of its own was interrupted.
+        fn io_kind(&self) -> io::ErrorKind {
             match self {
-                Self::Acquire { source, .. } | Self::Use { source, .. } => source.kind(),
-                Self::Release { source, .. } => release_kind(source),
-                Self::Cancelled {
+                Self::Acquire { source, .. } => source.io_kind(),
+                Self::Use { source, .. } => source.io_kind(),
+                Self::Release { source, .. }
+                | Self::Cancelled {
                     release: Some(source),
                     ..
-                } => release_kind(source),
+                } => source.io_kind(),
                 Self::Cancelled { release: None, .. } => io::ErrorKind::Interrupted,
             }
         }
     }
 
-    /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed.
+    /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed, and the
+    /// whole `ScopedError` as the `io::Error`'s inner error.
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-    impl From<ScopedError<io::Error, io::Error, io::Error>> for io::Error {
-        fn from(error: ScopedError<io::Error, io::Error, io::Error>) -> Self {
-            io::Error::new(error.io_kind(io::Error::kind), error)
-        }
-    }
-
-    /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed.
-    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-    impl From<ScopedError<io::Error, io::Error, Infallible>> for io::Error {
-        fn from(error: ScopedError<io::Error, io::Error, Infallible>) -> Self {
-            io::Error::new(error.io_kind(|never| match *never {}), error)
+    impl<A, U, R> From<ScopedError<A, U, R>> for io::Error
+    where
+        ScopedError<A, U, R>: IoKind + Error + Send + Sync + 'static,
+    {
+        fn from(error: ScopedError<A, U, R>) -> Self {
+            io::Error::new(error.io_kind(), error)
         }
     }
 }

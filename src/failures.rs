@@ -21,8 +21,8 @@ use crate::ScopedError;
 /// the order they happened, each with its item's index. A cancelled item whose
 /// release succeeded is not a failure and is not listed.
 ///
-/// `Display` shows the first failure and counts the others ("…, and 2 more
-/// failures"); `Debug` shows them all. [`source`](Error::source) is the first
+/// `Display` shows the first failure, and counts them all when there are
+/// others ("3 failures, the first: …"); `Debug` shows them all. [`source`](Error::source) is the first
 /// failure's source, so that an error report reads as the first failure's.
 /// Nothing is allocated unless a second failure happens.
 ///
@@ -58,7 +58,7 @@ use crate::ScopedError;
 /// assert!(matches!(failures.others()[0], ScopedError::Cancelled { index: 0, release: Some("flush failed") }));
 /// assert_eq!(
 ///     failures.to_string(),
-///     "failed to use the resource for item 1, and 1 more failure"
+///     "2 failures, the first: failed to use the resource for item 1: bad header"
 /// );
 /// # });
 /// ```
@@ -177,12 +177,12 @@ impl<E: fmt::Debug> fmt::Debug for Failures<E> {
 
 impl<E: fmt::Display> fmt::Display for Failures<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.first, f)?;
-        match self.others.len() {
-            0 => Ok(()),
-            1 => f.write_str(", and 1 more failure"),
-            more => write!(f, ", and {more} more failures"),
+        // The count before the first failure, not after: the first failure's
+        // causes come next in a chain (`source`), and must follow its message.
+        if !self.others.is_empty() {
+            write!(f, "{} failures, the first: ", self.len())?;
         }
+        fmt::Display::fmt(&self.first, f)
     }
 }
 
@@ -196,11 +196,11 @@ impl<E: Error> Error for Failures<E> {
 /// failure, the result is the first failure's own conversion; with others, it
 /// wraps a `Failures<io::Error>` holding every failure converted, reachable
 /// with [`io::Error::get_ref`] and `downcast_ref`.
-impl<R> From<Failures<ScopedError<io::Error, io::Error, R>>> for io::Error
+impl<E> From<Failures<E>> for io::Error
 where
-    io::Error: From<ScopedError<io::Error, io::Error, R>>,
+    io::Error: From<E>,
 {
-    fn from(failures: Failures<ScopedError<io::Error, io::Error, R>>) -> Self {
+    fn from(failures: Failures<E>) -> Self {
         let (first, others) = failures.into_parts();
         let first = io::Error::from(first);
         if others.is_empty() {

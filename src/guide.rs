@@ -397,6 +397,108 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Errors: `?`, messages, and which item failed
+//!
+//! Every adapter's error converts with `?` into what the surrounding function
+//! returns, with no `match`:
+//!
+//! - `io::Error` (feature `std`), keeping the failing step's
+//!   [`ErrorKind`](std::io::ErrorKind), when the acquire, body and release
+//!   errors are `io::Error`s (or `Infallible`, or [`Labelled`](crate::Labelled)
+//!   `io::Error`s);
+//! - `anyhow::Error` or `Box<dyn Error + Send + Sync>`, whatever the three
+//!   error types are, as long as they are `Debug + Display + Send + Sync +
+//!   'static` — `anyhow::Error` and boxed errors included — and anyhow's
+//!   `.context(..)` applies to the adapter's result;
+//! - an error enum of your own, with `#[from] ScopedError<..>` (thiserror).
+//!
+//! The message names the step, the item and the cause, and reads in cause
+//! order under anyhow's `{:#}`: "checking the log headers: failed to use the
+//! resource for item 1: bad header". When the body and its release both fail,
+//! the release's error goes before the body's: "failed to use the resource for
+//! item 0 (its release failed too: flush failed on close): bad header". The
+//! typed errors stay in the variants' fields
+//! ([`ScopedError`](crate::ScopedError#messages-and-) has the rules).
+//!
+//! ```
+//! use std::fs::File;
+//! use std::io::Read;
+//! use anyhow::Context;
+//! use loopscope::prelude::*;
+//!
+//! fn check_headers(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+//!     paths
+//!         .iter()
+//!         .for_each_scoped(File::open, |file| {
+//!             let mut header = [0; 3];
+//!             file.read_exact(&mut header).context("reading the header")?;
+//!             anyhow::ensure!(&header == b"#v1", "bad header");
+//!             Ok(())
+//!         })
+//!         .context("checking the log headers")?;
+//!     Ok(())
+//! }
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(dir.path().join("a.log"), "#v1 GET /")?;
+//! std::fs::write(dir.path().join("b.log"), "GET /")?;
+//! let error = check_headers(&[dir.path().join("a.log"), dir.path().join("b.log")]).unwrap_err();
+//! assert_eq!(
+//!     format!("{error:#}"),
+//!     "checking the log headers: failed to use the resource for item 1: bad header"
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Which item failed
+//!
+//! The error gives the item's index. When the items are a slice, `paths[error.index()]`
+//! is the item; when they are a stream of owned values that are not `Clone`,
+//! they went into the acquire and the index cannot find them again. Label the
+//! error where the item is still at hand: [`LabelExt::with_label`](crate::LabelExt::with_label)
+//! on the acquire's `Result` (or anyhow's `with_context`), and, for the body's
+//! and the release's errors, return the label with the resource:
+//!
+//! ```
+//! # #[cfg(feature = "stream")]
+//! # fn main() -> std::io::Result<()> {
+//! use std::path::PathBuf;
+//! use futures::stream::{self, StreamExt};
+//! use loopscope::prelude::*;
+//! use loopscope::{LabelExt, Labelled};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # std::fs::write(dir.path().join("a.log"), "#v1 GET /")?;
+//! # let incoming: Vec<PathBuf> = vec![dir.path().join("a.log"), dir.path().join("gone.log")];
+//! # futures::executor::block_on(async {
+//! // `incoming`: a stream of owned `PathBuf`s, e.g. from a channel.
+//! let results: Vec<_> = stream::iter(incoming)
+//!     .try_map_scoped(
+//!         async |path: PathBuf| {
+//!             let name = path.file_name().unwrap().to_string_lossy().into_owned();
+//!             let text = std::fs::read_to_string(&path).label(name.clone())?;
+//!             Ok::<_, Labelled<std::io::Error>>((name, text))
+//!         },
+//!         async |(name, text): &mut (String, String)| {
+//!             if text.starts_with("#v1") { Ok(text.len()) } else { Err(Labelled::new(name.clone(), "bad header")) }
+//!         },
+//!     )
+//!     .collect()
+//!     .await;
+//! assert!(results[1]
+//!     .as_ref()
+//!     .unwrap_err()
+//!     .to_string()
+//!     .starts_with("failed to acquire the resource for item 1: gone.log: "));
+//! # });
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "stream"))]
+//! # fn main() {}
+//! ```
+//!
 //! # When an item fails: structured concurrency
 //!
 //! The concurrent adapters keep the promise of the sequential ones — every
@@ -456,7 +558,7 @@
 //!     .unwrap_err();
 //! // Every release had completed when the error came back.
 //! assert_eq!(failures.index(), 2);
-//! assert_eq!(failures.to_string(), "failed to acquire the resource for item 2");
+//! assert_eq!(failures.to_string(), "failed to acquire the resource for item 2: cannot open broken");
 //! # });
 //! ```
 //!

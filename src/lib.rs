@@ -162,12 +162,17 @@
 mod acquire;
 #[cfg(feature = "stream")]
 mod async_acquire;
+mod cause;
 mod combine;
 mod error;
 #[cfg(feature = "stream")]
 mod failures;
 pub mod guide;
+#[cfg(feature = "std")]
+mod io_kind;
 mod iter;
+#[cfg(feature = "std")]
+mod label;
 mod scope;
 #[cfg(feature = "tokio")]
 mod spawn;
@@ -186,6 +191,9 @@ pub use self::acquire::{Acquire, Bracket, Outcome, WithOutcome, WithRelease, bra
 pub use self::combine::*;
 pub use self::error::ScopedError;
 pub use self::iter::{ScopedIterExt, TryMapScoped};
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub use self::label::{LabelExt, Labelled};
 #[cfg(feature = "stream")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::{

@@ -568,19 +568,41 @@ where
 /// assert_eq!(io::Error::from(stuck).kind(), io::ErrorKind::TimedOut);
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReleaseTimeoutError<E> {
-    /// The release finished in time, with this error.
-    #[error("the release failed")]
-    Failed(#[source] E),
+    /// The release finished in time, with this error. Its message and source
+    /// are the error's own (transparent).
+    Failed(E),
     /// The release did not finish within `after`: it was abandoned, and the
     /// resource dropped.
-    #[error("the release did not finish within {after:?}; the resource was dropped")]
     TimedOut {
         /// The deadline that passed.
         after: Duration,
     },
+}
+
+impl<E: fmt::Display + 'static> fmt::Display for ReleaseTimeoutError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(source) => fmt::Display::fmt(&crate::cause::Message(source), f),
+            Self::TimedOut { after } => write!(
+                f,
+                "the release did not finish within {after:?}; the resource was dropped"
+            ),
+        }
+    }
+}
+
+/// An [`Error`](std::error::Error) whenever `E` is `Debug + Display + 'static`,
+/// as [`ScopedError`](crate::ScopedError#messages-and-) is.
+impl<E: fmt::Debug + fmt::Display + 'static> std::error::Error for ReleaseTimeoutError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Failed(source) => crate::cause::source_below(source),
+            Self::TimedOut { .. } => None,
+        }
+    }
 }
 
 /// `Failed` gives back the release's own error; `TimedOut` becomes an error of
@@ -594,26 +616,5 @@ impl From<ReleaseTimeoutError<std::io::Error>> for std::io::Error {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, timed_out)
             }
         }
-    }
-}
-
-/// Keeps the [`ErrorKind`](std::io::ErrorKind) of the step that failed; a
-/// release past its deadline is [`TimedOut`](std::io::ErrorKind::TimedOut).
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-impl From<crate::ScopedError<std::io::Error, std::io::Error, ReleaseTimeoutError<std::io::Error>>>
-    for std::io::Error
-{
-    fn from(
-        error: crate::ScopedError<
-            std::io::Error,
-            std::io::Error,
-            ReleaseTimeoutError<std::io::Error>,
-        >,
-    ) -> Self {
-        let kind = error.io_kind(|release| match release {
-            ReleaseTimeoutError::Failed(source) => source.kind(),
-            ReleaseTimeoutError::TimedOut { .. } => std::io::ErrorKind::TimedOut,
-        });
-        std::io::Error::new(kind, error)
     }
 }

@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::cause::{Message, source_below};
+
 /// The acquire error of [`both`](super::both)`(first, second)`: which of the two
 /// acquires failed.
 ///
@@ -15,8 +17,10 @@ use core::fmt;
 /// before this error is returned, and if that release fails too, its error is kept
 /// in [`Second::release`](Self::Second::release) — never lost.
 ///
-/// [`source`](core::error::Error::source) is the failed acquire's error; the
-/// `Display` text names the acquire and adds the release error when there is one.
+/// The `Display` text names the acquire, then gives its error's message, and
+/// the release error's when there is one; [`source`](core::error::Error::source)
+/// is the failed acquire's error's own source, as for
+/// [`ScopedError`](crate::ScopedError#messages-and-).
 ///
 /// # Examples
 ///
@@ -40,20 +44,18 @@ use core::fmt;
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BothAcquireError<E1, E2, R1> {
     /// The first acquire failed: nothing was acquired, nothing released.
     First {
         /// The first acquire's error.
-        #[source]
         source: E1,
     },
     /// The second acquire failed; the first resource was released, and if that
     /// failed too, its error is kept in `release`.
     Second {
         /// The second acquire's error.
-        #[source]
         source: E2,
         /// The first resource's release error, when that release failed too.
         release: Option<R1>,
@@ -101,20 +103,43 @@ impl<E1, E2, R1> BothAcquireError<E1, E2, R1> {
     }
 }
 
-impl<E1, E2, R1: fmt::Display> fmt::Display for BothAcquireError<E1, E2, R1> {
+impl<E1, E2, R1> fmt::Display for BothAcquireError<E1, E2, R1>
+where
+    E1: fmt::Display + 'static,
+    E2: fmt::Display + 'static,
+    R1: fmt::Display + 'static,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::First { .. } => f.write_str("failed to acquire the first resource"),
-            Self::Second { release, .. } => {
-                f.write_str("failed to acquire the second resource")?;
-                match release {
-                    // The release error is not on the `source` chain, so say it here.
-                    Some(release) => {
-                        write!(f, ", and releasing the first failed too: {release}")
-                    }
-                    None => Ok(()),
-                }
+            Self::First { source } => {
+                write!(
+                    f,
+                    "failed to acquire the first resource: {}",
+                    Message(source)
+                )
             }
+            Self::Second { source, release } => {
+                f.write_str("failed to acquire the second resource")?;
+                if let Some(release) = release {
+                    // Before the acquire's error, whose causes come next in a chain.
+                    write!(f, " (releasing the first failed too: {})", Message(release))?;
+                }
+                write!(f, ": {}", Message(source))
+            }
+        }
+    }
+}
+
+impl<E1, E2, R1> core::error::Error for BothAcquireError<E1, E2, R1>
+where
+    E1: fmt::Debug + fmt::Display + 'static,
+    E2: fmt::Debug + fmt::Display + 'static,
+    R1: fmt::Debug + fmt::Display + 'static,
+{
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::First { source } => source_below(source),
+            Self::Second { source, .. } => source_below(source),
         }
     }
 }
@@ -128,9 +153,11 @@ impl<E1, E2, R1: fmt::Display> fmt::Display for BothAcquireError<E1, E2, R1> {
 /// since the item fails; so both errors can occur, and [`Both`](Self::Both) keeps
 /// them.
 ///
-/// [`source`](core::error::Error::source) is the error of the release that failed
-/// first in time — the second resource's, when both failed; the `Display` text
-/// names the release and adds the first resource's error when both failed.
+/// The `Display` text names the release, then gives the message of the error of
+/// the release that failed first in time — the second resource's, when both
+/// failed — then the first resource's when both failed;
+/// [`source`](core::error::Error::source) is the first error's own source, as
+/// for [`ScopedError`](crate::ScopedError#messages-and-).
 ///
 /// # Examples
 ///
@@ -149,19 +176,17 @@ impl<E1, E2, R1: fmt::Display> fmt::Display for BothAcquireError<E1, E2, R1> {
 ///     Some(BothReleaseError::Both { first: "close input", second: "close output" }),
 /// );
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BothReleaseError<R1, R2> {
     /// Releasing the first resource failed; the second was released.
     First {
         /// The first resource's release error.
-        #[source]
         source: R1,
     },
     /// Releasing the second resource failed; the first was released.
     Second {
         /// The second resource's release error.
-        #[source]
         source: R2,
     },
     /// Releasing both resources failed.
@@ -169,7 +194,6 @@ pub enum BothReleaseError<R1, R2> {
         /// The first resource's release error (the later of the two).
         first: R1,
         /// The second resource's release error (the earlier of the two).
-        #[source]
         second: R2,
     },
 }
@@ -243,16 +267,47 @@ impl<R1, R2> BothReleaseError<R1, R2> {
     }
 }
 
-impl<R1: fmt::Display, R2> fmt::Display for BothReleaseError<R1, R2> {
+impl<R1, R2> fmt::Display for BothReleaseError<R1, R2>
+where
+    R1: fmt::Display + 'static,
+    R2: fmt::Display + 'static,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::First { .. } => f.write_str("failed to release the first resource"),
-            Self::Second { .. } => f.write_str("failed to release the second resource"),
-            // The first resource's error is not on the `source` chain, so say it here.
-            Self::Both { first, .. } => write!(
+            Self::First { source } => {
+                write!(
+                    f,
+                    "failed to release the first resource: {}",
+                    Message(source)
+                )
+            }
+            Self::Second { source } => {
+                write!(
+                    f,
+                    "failed to release the second resource: {}",
+                    Message(source)
+                )
+            }
+            // The first's error before the second's, whose causes come next in a chain.
+            Self::Both { first, second } => write!(
                 f,
-                "failed to release the second resource, and releasing the first failed too: {first}"
+                "failed to release the second resource (releasing the first failed too: {}): {}",
+                Message(first),
+                Message(second)
             ),
+        }
+    }
+}
+
+impl<R1, R2> core::error::Error for BothReleaseError<R1, R2>
+where
+    R1: fmt::Debug + fmt::Display + 'static,
+    R2: fmt::Debug + fmt::Display + 'static,
+{
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::First { source } => source_below(source),
+            Self::Second { source } | Self::Both { second: source, .. } => source_below(source),
         }
     }
 }
@@ -262,46 +317,11 @@ impl<R1: fmt::Display, R2> fmt::Display for BothReleaseError<R1, R2> {
 /// `ReleaseTimeoutError<io::Error>`, or, nested, a `both` error of such parts.
 #[cfg(feature = "std")]
 mod io_conversions {
-    use std::convert::Infallible;
     use std::error::Error;
     use std::io;
 
     use super::{BothAcquireError, BothReleaseError};
-    use crate::ScopedError;
-
-    /// The [`io::ErrorKind`] of the error that occurred first.
-    ///
-    /// Public in a private module: the `From` impls below can name it in their
-    /// bounds, and no one outside the crate can implement it (sealed).
-    pub trait IoKind {
-        /// The kind of the error that occurred first.
-        fn io_kind(&self) -> io::ErrorKind;
-    }
-
-    impl IoKind for io::Error {
-        fn io_kind(&self) -> io::ErrorKind {
-            self.kind()
-        }
-    }
-
-    impl IoKind for Infallible {
-        fn io_kind(&self) -> io::ErrorKind {
-            match *self {}
-        }
-    }
-
-    /// A part built with `.release_timeout(d)` (feature `tokio`): a release past
-    /// its deadline is [`TimedOut`](io::ErrorKind::TimedOut), as `?` on the
-    /// error alone makes it.
-    #[cfg(feature = "tokio")]
-    impl IoKind for crate::ReleaseTimeoutError<io::Error> {
-        fn io_kind(&self) -> io::ErrorKind {
-            match self {
-                Self::Failed(source) => source.kind(),
-                Self::TimedOut { .. } => io::ErrorKind::TimedOut,
-            }
-        }
-    }
+    use crate::io_kind::IoKind;
 
     impl<E1: IoKind, E2: IoKind, R1> IoKind for BothAcquireError<E1, E2, R1> {
         /// The failed acquire's: a release error came after it.
@@ -319,22 +339,6 @@ mod io_conversions {
             match self {
                 Self::First { source } => source.io_kind(),
                 Self::Second { source } | Self::Both { second: source, .. } => source.io_kind(),
-            }
-        }
-    }
-
-    impl<A: IoKind, R: IoKind> IoKind for ScopedError<A, io::Error, R> {
-        /// The failed step's: a release error kept beside the body's came after it.
-        fn io_kind(&self) -> io::ErrorKind {
-            match self {
-                Self::Acquire { source, .. } => source.io_kind(),
-                Self::Use { source, .. } => source.kind(),
-                Self::Release { source, .. }
-                | Self::Cancelled {
-                    release: Some(source),
-                    ..
-                } => source.io_kind(),
-                Self::Cancelled { release: None, .. } => io::ErrorKind::Interrupted,
             }
         }
     }
@@ -362,33 +366,6 @@ mod io_conversions {
         BothReleaseError<R1, R2>: IoKind + Error + Send + Sync + 'static,
     {
         fn from(error: BothReleaseError<R1, R2>) -> Self {
-            wrap(error)
-        }
-    }
-
-    /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed, so that `?`
-    /// works on an adapter given a [`both`](crate::both) in a function returning
-    /// `io::Result`.
-    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-    impl<E1, E2, R1, R> From<ScopedError<BothAcquireError<E1, E2, R1>, io::Error, R>> for io::Error
-    where
-        ScopedError<BothAcquireError<E1, E2, R1>, io::Error, R>:
-            IoKind + Error + Send + Sync + 'static,
-    {
-        fn from(error: ScopedError<BothAcquireError<E1, E2, R1>, io::Error, R>) -> Self {
-            wrap(error)
-        }
-    }
-
-    /// Keeps the [`ErrorKind`](io::ErrorKind) of the step that failed (an
-    /// [`Acquire`](crate::Acquire) of your own that releases a `both` pair).
-    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-    impl<R1, R2> From<ScopedError<io::Error, io::Error, BothReleaseError<R1, R2>>> for io::Error
-    where
-        ScopedError<io::Error, io::Error, BothReleaseError<R1, R2>>:
-            IoKind + Error + Send + Sync + 'static,
-    {
-        fn from(error: ScopedError<io::Error, io::Error, BothReleaseError<R1, R2>>) -> Self {
             wrap(error)
         }
     }

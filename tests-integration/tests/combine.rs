@@ -613,6 +613,7 @@ fn a_failed_second_release_rolls_back_the_first_resources_transaction() {
 /// The error types: messages, `source` chains, helpers.
 mod errors {
     use std::error::Error as _;
+    use std::io;
 
     use super::*;
 
@@ -627,14 +628,20 @@ mod errors {
     #[test]
     fn acquire_error_names_the_failed_acquire_and_keeps_the_release_error() {
         let first: AcquireError = BothAcquireError::First { source: "open" };
-        assert_eq!(first.to_string(), "failed to acquire the first resource");
+        assert_eq!(
+            first.to_string(),
+            "failed to acquire the first resource: open"
+        );
         assert_eq!(first.release_error(), None);
 
         let second: AcquireError = BothAcquireError::Second {
             source: "create",
             release: None,
         };
-        assert_eq!(second.to_string(), "failed to acquire the second resource");
+        assert_eq!(
+            second.to_string(),
+            "failed to acquire the second resource: create"
+        );
 
         let both: AcquireError = BothAcquireError::Second {
             source: "create",
@@ -642,16 +649,20 @@ mod errors {
         };
         assert_eq!(
             both.to_string(),
-            "failed to acquire the second resource, and releasing the first failed too: close"
+            "failed to acquire the second resource (releasing the first failed too: close): create"
         );
         assert_eq!(both.release_error(), Some(&"close"));
         assert_eq!(both.clone().into_release_error(), Some("close"));
 
-        let chained = BothAcquireError::<Text, Text, Text>::Second {
-            source: Text("create"),
-            release: None,
+        // The message includes the failed acquire's; the chain goes on below it.
+        let chained = BothAcquireError::<io::Error, Text, Text>::First {
+            source: io::Error::other(Text("disk gone")),
         };
-        assert_eq!(chained.source().unwrap().to_string(), "create");
+        assert_eq!(
+            chained.to_string(),
+            "failed to acquire the first resource: disk gone"
+        );
+        assert!(chained.source().is_none(), "`disk gone` has no source");
     }
 
     #[test]
@@ -662,26 +673,40 @@ mod errors {
             first: "a",
             second: "b",
         };
-        assert_eq!(first.to_string(), "failed to release the first resource");
-        assert_eq!(second.to_string(), "failed to release the second resource");
+        assert_eq!(first.to_string(), "failed to release the first resource: a");
+        assert_eq!(
+            second.to_string(),
+            "failed to release the second resource: b"
+        );
         assert_eq!(
             both.to_string(),
-            "failed to release the second resource, and releasing the first failed too: a"
+            "failed to release the second resource (releasing the first failed too: a): b"
         );
         assert_eq!(first.into_parts(), (Some("a"), None));
         assert_eq!(second.into_parts(), (None, Some("b")));
         assert_eq!((both.first(), both.second()), (Some(&"a"), Some(&"b")));
 
-        let chained = BothReleaseError::<Text, Text>::Both {
+        // The second resource is released first: its error's chain goes on below.
+        let chained = BothReleaseError::<Text, io::Error>::Both {
             first: Text("a"),
-            second: Text("b"),
+            second: io::Error::other(Outer::default()),
         };
-        // The second resource is released first: its error is the source.
         assert_eq!(chained.source().unwrap().to_string(), "b");
     }
 
+    /// An error whose message is "outer" and whose source is "b".
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Text);
+
+    impl Default for Outer {
+        fn default() -> Self {
+            Self(Text("b"))
+        }
+    }
+
     #[test]
-    fn scoped_error_chain_reaches_the_failed_part() {
+    fn scoped_error_message_reaches_the_failed_part() {
         let error = [0]
             .into_iter()
             .for_each_scoped(
@@ -698,12 +723,11 @@ mod errors {
             chain.push(error.to_string());
             next = error.source();
         }
+        // One message, in cause order, each error's text once.
         assert_eq!(
             chain,
             [
-                "failed to acquire the resource for item 0",
-                "failed to acquire the second resource",
-                "no space",
+                "failed to acquire the resource for item 0: failed to acquire the second resource: no space"
             ]
         );
     }
@@ -745,7 +769,7 @@ mod io_errors {
         assert_eq!(converted.kind(), ErrorKind::NotFound);
         assert_eq!(
             converted.to_string(),
-            "failed to acquire the resource for item 0"
+            "failed to acquire the resource for item 0: failed to acquire the second resource: No such file or directory (os error 2)"
         );
         type Inner = loopscope::ScopedError<
             BothAcquireError<io::Error, io::Error, Infallible>,
@@ -781,7 +805,7 @@ mod io_errors {
         assert_eq!(converted.kind(), ErrorKind::StorageFull);
         assert_eq!(
             converted.to_string(),
-            "failed to acquire the second resource, and releasing the first failed too: close"
+            "failed to acquire the second resource (releasing the first failed too: close): create"
         );
 
         let release: BothReleaseError<io::Error, io::Error> = BothReleaseError::Both {

@@ -3,7 +3,6 @@
 #![cfg(feature = "std")]
 
 use std::convert::Infallible;
-use std::error::Error as _;
 use std::io::{self, ErrorKind};
 
 use loopscope::prelude::*;
@@ -15,14 +14,14 @@ fn io_error(kind: ErrorKind, text: &str) -> io::Error {
 }
 
 #[test]
-fn display_names_the_step_and_the_item() {
+fn display_names_the_step_the_item_and_the_cause() {
     let acquire: IoScopedError = ScopedError::Acquire {
         index: 3,
         source: io_error(ErrorKind::NotFound, "no such file"),
     };
     assert_eq!(
         acquire.to_string(),
-        "failed to acquire the resource for item 3"
+        "failed to acquire the resource for item 3: no such file"
     );
 
     let release: IoScopedError = ScopedError::Release {
@@ -31,7 +30,7 @@ fn display_names_the_step_and_the_item() {
     };
     assert_eq!(
         release.to_string(),
-        "failed to release the resource for item 4"
+        "failed to release the resource for item 4: fsync failed"
     );
 
     let use_only: IoScopedError = ScopedError::Use {
@@ -41,7 +40,7 @@ fn display_names_the_step_and_the_item() {
     };
     assert_eq!(
         use_only.to_string(),
-        "failed to use the resource for item 5"
+        "failed to use the resource for item 5: bad line"
     );
 }
 
@@ -52,33 +51,81 @@ fn use_error_keeps_the_release_error_in_display_and_accessors() {
         source: io_error(ErrorKind::InvalidData, "bad line"),
         release: Some(io_error(ErrorKind::Other, "flush failed")),
     };
+    // The body's error is the primary one: its message ends the text.
     assert_eq!(
         both.to_string(),
-        "failed to use the resource for item 6, and releasing it failed too: flush failed"
+        "failed to use the resource for item 6 (its release failed too: flush failed): bad line"
     );
     assert_eq!(both.index(), 6);
     assert_eq!(both.release_error().unwrap().to_string(), "flush failed");
-    assert_eq!(both.source().unwrap().to_string(), "bad line");
     assert_eq!(
         both.into_release_error().unwrap().to_string(),
         "flush failed"
     );
 }
 
+/// An error with a cause: "bad header", caused by "unexpected end of file".
+#[derive(Debug, thiserror::Error)]
+#[error("bad header")]
+struct BadHeader(#[source] io::Error);
+
+fn bad_header() -> io::Error {
+    io::Error::new(
+        ErrorKind::InvalidData,
+        BadHeader(io_error(ErrorKind::UnexpectedEof, "unexpected end of file")),
+    )
+}
+
+fn chain(error: &dyn std::error::Error) -> Vec<String> {
+    let mut chain = vec![error.to_string()];
+    let mut next = error.source();
+    while let Some(cause) = next {
+        chain.push(cause.to_string());
+        next = cause.source();
+    }
+    chain
+}
+
 #[test]
-fn source_is_the_failing_steps_error() {
+fn source_is_the_cause_below_the_failing_steps_error() {
+    // The failing step's message is in the error's own; its cause comes next.
     let acquire: IoScopedError = ScopedError::Acquire {
         index: 0,
-        source: io_error(ErrorKind::NotFound, "open"),
+        source: bad_header(),
     };
-    assert_eq!(acquire.source().unwrap().to_string(), "open");
+    assert_eq!(
+        chain(&acquire),
+        [
+            "failed to acquire the resource for item 0: bad header",
+            "unexpected end of file"
+        ]
+    );
     assert!(acquire.release_error().is_none());
 
+    // Both failed: the chain is the body's; the release's error is in the
+    // message, before the body's, so that the body's causes follow its message.
+    let both: IoScopedError = ScopedError::Use {
+        index: 1,
+        source: bad_header(),
+        release: Some(io_error(ErrorKind::Other, "flush failed on close")),
+    };
+    assert_eq!(
+        chain(&both),
+        [
+            "failed to use the resource for item 1 (its release failed too: flush failed on close): bad header",
+            "unexpected end of file"
+        ]
+    );
+
+    // A leaf error ends the chain: nothing reads twice.
     let release: IoScopedError = ScopedError::Release {
         index: 0,
         source: io_error(ErrorKind::Other, "close"),
     };
-    assert_eq!(release.source().unwrap().to_string(), "close");
+    assert_eq!(
+        chain(&release),
+        ["failed to release the resource for item 0: close"]
+    );
     assert_eq!(release.release_error().unwrap().to_string(), "close");
 }
 
@@ -155,7 +202,10 @@ fn scoped_error_is_a_std_error_that_can_be_boxed() {
     let error = boxed().unwrap_err();
     assert_eq!(
         error.to_string(),
-        "failed to release the resource for item 0"
+        "failed to release the resource for item 0: x"
     );
-    assert_eq!(error.source().unwrap().to_string(), "x");
+    assert!(
+        error.source().is_none(),
+        "`x` is in the message, not again below it"
+    );
 }

@@ -317,7 +317,7 @@ async fn every_failed_release_reaches_the_caller_with_its_index() {
             "spawned={spawned}: {failures:?}"
         );
         assert!(
-            failures.to_string().ends_with(", and 1 more failure"),
+            failures.to_string().starts_with("2 failures, the first: "),
             "spawned={spawned}: {failures}"
         );
     }
