@@ -23,6 +23,7 @@ use crate::{AsyncAcquire, AsyncRelease, AsyncWithRelease, Outcome};
 /// whose futures are `Send` and that is `Send + Sync + 'static` itself. As
 /// for [`AsyncAcquire`], a sync `bracket` or closure, or an `async_bracket`
 /// without its release, is refused with a hint.
+///
 /// For an [`AsyncAcquire`] of your own, implement it with the same bodies as
 /// the `AsyncAcquire` methods: rustc then checks that they are `Send`.
 ///
