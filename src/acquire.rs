@@ -115,6 +115,19 @@ impl Outcome {
 /// assert!(results[0].is_ok() && results[1].is_err());
 /// assert_eq!(lines, ["item 1: committed", "item 2: rolled back"]);
 /// ```
+///
+/// An `async_bracket(..)` or an async closure is not an `Acquire`: they are for
+/// streams (`ScopedStreamExt`, feature `stream`), and the compiler says so when
+/// one is given to an iterator adapter.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot acquire a resource for an iterator item of type `{Item}`",
+    label = "not a sync acquire for `{Item}`",
+    note = "an iterator adapter takes a closure `FnMut(Item) -> Result<R, E>` \
+            or `bracket(acquire).release(release)`",
+    note = "an `async_bracket(..)` or an `async |item| ..` closure is for streams: \
+            turn the iterator into one with `futures::stream::iter(..)`, \
+            or use a sync `bracket(..)` and sync closures"
+)]
 pub trait Acquire<Item> {
     /// The resource lent to the body.
     type Resource;
@@ -175,6 +188,10 @@ pub trait Acquire<Item> {
     ) -> Result<(), Self::ReleaseError>;
 }
 
+// `do_not_recommend`: when a value is not an `Acquire`, rustc names the trait
+// and its hint above, not a closure bound of this impl that it could not meet
+// ("expected a `FnMut(&str)` closure, found `AsyncWithRelease<..>`").
+#[diagnostic::do_not_recommend]
 impl<Item, R, E, F> Acquire<Item> for F
 where
     F: FnMut(Item) -> Result<R, E>,

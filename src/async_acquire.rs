@@ -46,11 +46,16 @@ use crate::{Outcome, WithOutcome};
 /// - every async closure `AsyncFnOnce(Item) -> Result<R, E> + Clone` — every
 ///   `async |item| ..` that does not mutate what it captures: the resource is
 ///   released by dropping it, and the release cannot fail;
-/// - [`async_bracket`]`(acquire)`, the same as `acquire` itself;
 /// - [`async_bracket`]`(acquire).release(release)`, whose `release` closure
 ///   `Fn(R) -> impl Future<Output = Result<(), E>>` is awaited instead of
 ///   `Drop`, so that a `shutdown().await` or a `sync_all().await` happens and its
 ///   error reaches the caller.
+///
+/// Not for an [`async_bracket`]`(acquire)` without its release, which would
+/// leave an async resource to `Drop` unnoticed, nor for a sync closure or
+/// [`bracket`](crate::bracket) (those are for iterators): given one, a stream
+/// adapter does not compile, and the compiler's error says what to write
+/// instead.
 ///
 /// # Examples
 ///
@@ -100,7 +105,11 @@ use crate::{Outcome, WithOutcome};
     label = "not an async acquire for `{Item}`",
     note = "a stream adapter takes an async closure `async |item| ..` that does not mutate \
             what it captures (`AsyncFnOnce(Item) -> Result<R, E> + Clone`), \
-            or `async_bracket(acquire).release(release)`; a sync `bracket` is for iterators"
+            or `async_bracket(acquire).release(release)`",
+    note = "a sync `bracket(..)` or a sync closure `|item| ..` is for iterators: \
+            on a stream, write `async_bracket(async |item| ..).release(async |resource| ..)`",
+    note = "`async_bracket(acquire)` needs its `.release(..)` or `.release_with(..)`; \
+            to release by `Drop`, pass the async closure `acquire` itself"
 )]
 pub trait AsyncAcquire<Item>: Clone {
     /// The resource lent to the body.
@@ -117,8 +126,8 @@ pub trait AsyncAcquire<Item>: Clone {
     /// body: cancellation and unwinding drop it, which is its release. This keeps
     /// the per-item cost of a plain async closure at that of a hand-written loop.
     ///
-    /// `false` unless overridden, which is always correct; the async closures and
-    /// an [`async_bracket`] without `.release(..)` set it to `true`.
+    /// `false` unless overridden, which is always correct; the async closures
+    /// set it to `true`.
     ///
     /// # Examples
     ///
@@ -212,6 +221,10 @@ pub trait AsyncAcquire<Item>: Clone {
     }
 }
 
+// `do_not_recommend`: when a value is not an `AsyncAcquire`, rustc names the
+// trait and its hints above, not a closure bound of this impl that it could not
+// meet ("`Result<String, io::Error>` is not a future" for a sync closure).
+#[diagnostic::do_not_recommend]
 impl<Item, R, E, F> AsyncAcquire<Item> for F
 where
     F: AsyncFnOnce(Item) -> Result<R, E> + Clone,
@@ -241,11 +254,14 @@ where
 /// follow.
 ///
 /// `acquire` is an async closure `AsyncFnOnce(Item) -> Result<R, E> + Clone`
-/// (any `async |item| ..` that does not mutate what it captures). On its own,
-/// `async_bracket(acquire)` behaves like `acquire` (the resource is released by
-/// `Drop`). Call [`.release(..)`](AsyncBracket::release) to release it with a
-/// closure that returns a future, awaited by the adapter before its result is
-/// reported.
+/// (any `async |item| ..` that does not mutate what it captures). Call
+/// [`.release(..)`](AsyncBracket::release) (or
+/// [`.release_with(..)`](AsyncBracket::release_with)) to release each resource
+/// with a closure that returns a future, awaited by the adapter before its result
+/// is reported. Without one, an async bracket is not an [`AsyncAcquire`] and no
+/// adapter takes it: a resource whose release is async would otherwise be left
+/// to `Drop` without a word. To release by `Drop`, give the adapter `acquire`
+/// itself.
 ///
 /// Neither closure may mutate what it captures: the adapters call a copy of the
 /// bracket per item (see [`AsyncAcquire`]), which also lets one bracket serve the
@@ -291,8 +307,13 @@ where
 
 /// An async acquire waiting for its release; made by [`async_bracket`].
 ///
-/// It already implements [`AsyncAcquire`] with release by `Drop`;
-/// [`release`](AsyncBracket::release) gives it an async release that may fail.
+/// [`release`](AsyncBracket::release) or
+/// [`release_with`](AsyncBracket::release_with) gives it an async release that
+/// may fail, and makes it an [`AsyncAcquire`]. It is not one on its own: an
+/// adapter given `async_bracket(acquire)` without a release does not compile
+/// (`AsyncBracket<..> cannot acquire a resource for a stream item`), since the
+/// only reason to write one is its async release. To release by `Drop`, give
+/// the adapter the async closure itself.
 ///
 /// `R` is the resource type, named here so that the release closure's argument
 /// needs no type annotation.
@@ -304,10 +325,17 @@ where
 /// use loopscope::prelude::*;
 ///
 /// # futures::executor::block_on(async {
-/// // Without `.release(..)`, an async bracket releases by `Drop`.
+/// let open = async |s: &str| Ok::<_, ()>(s.to_owned());
+/// // Released by `Drop`: the async closure alone.
+/// let lengths: Vec<_> = stream::iter(["a", "bb"])
+///     .try_map_scoped(open, async |owned| Ok::<_, ()>(owned.len()))
+///     .collect()
+///     .await;
+/// assert_eq!(lengths, [Ok(1), Ok(2)]);
+/// // Released by an async closure of yours: `async_bracket` with its release.
 /// let lengths: Vec<_> = stream::iter(["a", "bb"])
 ///     .try_map_scoped(
-///         async_bracket(async |s: &str| Ok::<_, ()>(s.to_owned())),
+///         async_bracket(open).release(async |_owned| Ok::<_, ()>(())),
 ///         async |owned| Ok::<_, ()>(owned.len()),
 ///     )
 ///     .collect()
@@ -315,8 +343,25 @@ where
 /// assert_eq!(lengths, [Ok(1), Ok(2)]);
 /// # });
 /// ```
+///
+/// Without a release, it is refused:
+///
+/// ```compile_fail
+/// use futures::stream::{self, StreamExt};
+/// use loopscope::prelude::*;
+///
+/// # futures::executor::block_on(async {
+/// let _ = stream::iter(["a", "bb"])
+///     .try_map_scoped(
+///         async_bracket(async |s: &str| Ok::<_, ()>(s.to_owned())),
+///         async |owned| Ok::<_, ()>(owned.len()),
+///     )
+///     .collect::<Vec<_>>()
+///     .await;
+/// # });
+/// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
-#[must_use = "a bracket does nothing until it is given to a scoped adapter"]
+#[must_use = "an async bracket does nothing until it has a `.release(..)` and is given to a scoped adapter"]
 pub struct AsyncBracket<A, R> {
     pub(crate) acquire: A,
     resource: PhantomData<fn() -> R>,
@@ -428,31 +473,6 @@ impl<A: Clone, R> Clone for AsyncBracket<A, R> {
 impl<A, R> fmt::Debug for AsyncBracket<A, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncBracket").finish_non_exhaustive()
-    }
-}
-
-impl<Item, A, R, E> AsyncAcquire<Item> for AsyncBracket<A, R>
-where
-    A: AsyncFnOnce(Item) -> Result<R, E> + Clone,
-{
-    type Resource = R;
-    type Error = E;
-    type ReleaseError = Infallible;
-    const RELEASE_IS_DROP: bool = true;
-
-    #[inline]
-    fn acquire(self, item: Item) -> impl Future<Output = Result<R, E>> {
-        (self.acquire)(item)
-    }
-
-    #[inline]
-    fn release(
-        self,
-        resource: R,
-        _outcome: Outcome,
-    ) -> impl Future<Output = Result<(), Infallible>> {
-        drop(resource);
-        future::ready(Ok(()))
     }
 }
 

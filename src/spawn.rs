@@ -12,14 +12,18 @@
 
 use core::future::{self, Future};
 
-use crate::{AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, Outcome};
+use crate::{AsyncAcquire, AsyncRelease, AsyncWithRelease, Outcome};
 
 /// An [`AsyncAcquire`] whose futures are `Send`, so that the spawned adapters
 /// can run each item's scope with `tokio::spawn`.
 ///
-/// Implemented for every async closure, [`async_bracket`](crate::async_bracket)
-/// and `.release(..)`/`.release_with(..)`/`.spawn_on_cancel()`/`.release_timeout(..)`
-/// bracket whose futures are `Send` and that is `Send + Sync + 'static` itself.
+/// Implemented for every async closure and every
+/// [`async_bracket`](crate::async_bracket)`(..)` with
+/// `.release(..)`/`.release_with(..)`/`.spawn_on_cancel()`/`.release_timeout(..)`
+/// whose futures are `Send` and that is `Send + Sync + 'static` itself. As
+/// for [`AsyncAcquire`], a sync `bracket` or closure, or an `async_bracket`
+/// without its release, is refused with a hint.
+///
 /// For an [`AsyncAcquire`] of your own, implement it with the same bodies as
 /// the `AsyncAcquire` methods: rustc then checks that they are `Send`.
 ///
@@ -59,10 +63,13 @@ use crate::{AsyncAcquire, AsyncBracket, AsyncRelease, AsyncWithRelease, Outcome}
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot acquire resources inside tokio tasks",
-    label = "its futures, its resource or what it captures are not `Send + 'static`",
+    message = "`{Self}` cannot acquire resources for stream items of type `{Item}` inside tokio tasks",
+    label = "not an async acquire whose futures are `Send`, or not `Send + Sync + 'static`",
     note = "a spawned adapter runs each item with `tokio::spawn`: the acquire must own what it \
-            captures (`async move` with `Arc` clones) and its futures and resources must be `Send`"
+            captures (`async move` with `Arc` clones) and its futures and resources must be `Send`",
+    note = "it takes an async closure `async |item| ..` or `async_bracket(acquire).release(release)`; \
+            a sync `bracket(..)` or a sync closure `|item| ..` is for iterators, \
+            and `async_bracket(acquire)` needs its `.release(..)`"
 )]
 pub trait SpawnAcquire<Item>: AsyncAcquire<Item> + Send + Sync + 'static {
     /// [`AsyncAcquire::acquire`], with a future known to be `Send`.
@@ -113,28 +120,6 @@ where
     #[inline]
     fn acquire_send(self, item: Item) -> impl Future<Output = Result<R, E>> + Send {
         call_once(self, item)
-    }
-
-    #[inline]
-    fn release_send(
-        self,
-        resource: R,
-        _outcome: Outcome,
-    ) -> impl Future<Output = Result<(), core::convert::Infallible>> + Send {
-        drop(resource);
-        future::ready(Ok(()))
-    }
-}
-
-impl<Item, R, E, A, Fut> SpawnAcquire<Item> for AsyncBracket<A, R>
-where
-    A: AsyncFnOnce(Item) -> Result<R, E> + FnOnce(Item) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, E>> + Send,
-    R: 'static,
-{
-    #[inline]
-    fn acquire_send(self, item: Item) -> impl Future<Output = Result<R, E>> + Send {
-        call_once(self.acquire, item)
     }
 
     #[inline]

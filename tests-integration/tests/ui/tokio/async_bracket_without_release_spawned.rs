@@ -1,0 +1,14 @@
+// `async_bracket(acquire)` without `.release(..)`, given to a spawned adapter.
+use futures::stream;
+use loopscope::prelude::*;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let _ = stream::iter(["a", "bb"])
+        .for_each_scoped_spawned(
+            2,
+            async_bracket(async |name: &str| Ok::<_, std::io::Error>(name.to_owned())),
+            async |owned| Ok::<_, std::io::Error>(owned.len()),
+        )
+        .await;
+}
