@@ -107,8 +107,9 @@ pub trait AsyncAcquireOn<Outer>: Clone {
     ) -> impl Future<Output = Result<(), Self::ReleaseError>>;
 
     /// Releases the inner resource of an item whose adapter was dropped while
-    /// the body (or the inner release) held it, where nothing can await a
-    /// release; the outer resource goes to its own part's
+    /// the body held it, where nothing can await a release (dropped while the
+    /// inner release runs, that release's future drops it); the outer resource
+    /// goes to its own part's
     /// [`release_on_cancel`](crate::AsyncAcquire::release_on_cancel) right
     /// after.
     ///

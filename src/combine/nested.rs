@@ -67,15 +67,18 @@ use crate::{Acquire, Outcome};
 ///
 /// **Cancellation** (async). An adapter dropped while the inner acquire is
 /// awaited — between the two steps — hands the outer resource to its part's
-/// `release_on_cancel`; dropped while the body or the inner release runs, it
-/// hands the inner resource to [`AsyncAcquireOn::release_on_cancel`] (lent the
-/// outer one; by default it is dropped), then the outer one to its part's
-/// `release_on_cancel`. An outer [`async_bracket`] built with
-/// `.release_with(..).spawn_on_cancel()` (feature `tokio`) then has its release
-/// spawned, told [`Outcome::Cancelled`]: the place to roll back or discard a
-/// connection whose transaction may still be open, rather than hand it back to
-/// its pool. A concurrent adapter that cancels the items in flight at a
-/// failure awaits both releases, told `Cancelled`.
+/// `release_on_cancel`. Dropped while the body runs, it hands the inner
+/// resource to [`AsyncAcquireOn::release_on_cancel`], lent the outer one (by
+/// default the inner resource is dropped), then the outer one to its part's
+/// `release_on_cancel`. Dropped while the inner release is awaited, the inner
+/// resource goes with that release's future, and the outer one to its part's
+/// `release_on_cancel`. So the outer part's `release_on_cancel` is where a
+/// connection whose transaction may still be open is rolled back or discarded
+/// rather than handed back to its pool: an [`AsyncAcquire`] of your own, or an
+/// outer [`async_bracket`] built with `.release_with(..).spawn_on_cancel()`
+/// (feature `tokio`), whose release is then spawned, told
+/// [`Outcome::Cancelled`]. A concurrent adapter that cancels the items in
+/// flight at a failure awaits both releases, told `Cancelled`.
 ///
 /// For three levels, nest again: in `nested(nested(a, b), c)`, `c` is acquired
 /// from `&mut (A, B)` and sees both; the body gets `&mut ((A, B), C)`; the
@@ -164,11 +167,11 @@ use crate::{Acquire, Outcome};
 /// ```
 #[cfg_attr(
     feature = "stream",
-    doc = "[`async_bracket`]: crate::async_bracket\n[`async_bracket_on`]: crate::async_bracket_on\n[`AsyncAcquireOn::release_on_cancel`]: crate::AsyncAcquireOn::release_on_cancel"
+    doc = "[`AsyncAcquire`]: crate::AsyncAcquire\n[`async_bracket`]: crate::async_bracket\n[`async_bracket_on`]: crate::async_bracket_on\n[`AsyncAcquireOn::release_on_cancel`]: crate::AsyncAcquireOn::release_on_cancel"
 )]
 #[cfg_attr(
     not(feature = "stream"),
-    doc = "[`async_bracket`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket.html\n[`async_bracket_on`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket_on.html\n[`AsyncAcquireOn::release_on_cancel`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquireOn.html#method.release_on_cancel"
+    doc = "[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html\n[`async_bracket`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket.html\n[`async_bracket_on`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket_on.html\n[`AsyncAcquireOn::release_on_cancel`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquireOn.html#method.release_on_cancel"
 )]
 #[doc(alias("then", "and_then", "dependent", "transaction"))]
 pub fn nested<A1, A2>(outer: A1, inner: A2) -> Nested<A1, A2> {
