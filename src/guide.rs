@@ -2,9 +2,12 @@
 //! loop, and what the `tracing` feature records. This module holds
 //! documentation only.
 //!
-//! - [Replacing manual loops](#replacing-manual-loops): five loops that compile,
+//! - [Replacing manual loops](#replacing-manual-loops): six loops that compile,
 //!   pass their tests and still hoard resources or lose errors, each beside its
 //!   replacement.
+//! - [Errors: `?`, messages, and which item failed](#errors--messages-and-which-item-failed):
+//!   `?` into `io::Error`, anyhow or a boxed error, what the messages say, and
+//!   how to [label an error with its item](#which-item-failed).
 //! - [When an item fails: structured concurrency](#when-an-item-fails-structured-concurrency):
 //!   what the concurrent adapters do at a failure, a panic or a drop, and how
 //!   to [retry after a timeout](#retrying-after-a-timeout) without racing a
@@ -395,6 +398,126 @@
 //! # }
 //! # #[cfg(not(feature = "stream"))]
 //! # fn main() {}
+//! ```
+//!
+//! ## A transaction begun inside the connection's acquire
+//!
+//! Before: a connection, then `BEGIN` on it, in one acquire. The acquire is
+//! not guarded against itself: a step that fails after `BEGIN` (here a
+//! `SET`), or — async — a cancellation while it awaits, drops the connection
+//! without its release, and the pool takes it back still inside the
+//! transaction. The next item's `BEGIN` fails on it; every later user of the
+//! pool sees the half-done work.
+//!
+//! ```
+//! # use std::cell::RefCell;
+//! # #[derive(Default)]
+//! # struct Connection { in_transaction: bool }
+//! # impl Connection {
+//! #     fn execute(&mut self, sql: &str) -> Result<(), String> {
+//! #         match sql {
+//! #             "BEGIN" if self.in_transaction => return Err("already in a transaction".into()),
+//! #             "BEGIN" => self.in_transaction = true,
+//! #             "COMMIT" | "ROLLBACK" => self.in_transaction = false,
+//! #             "SET lock_timeout = 0" => return Err("lock timeout".into()),
+//! #             _ => {}
+//! #         }
+//! #         Ok(())
+//! #     }
+//! # }
+//! # /// A connection lent by the pool; its `Drop` hands it back as it is.
+//! # struct Pooled<'p> { connection: Option<Connection>, pool: &'p RefCell<Vec<Connection>> }
+//! # impl std::ops::Deref for Pooled<'_> {
+//! #     type Target = Connection;
+//! #     fn deref(&self) -> &Connection { self.connection.as_ref().unwrap() }
+//! # }
+//! # impl std::ops::DerefMut for Pooled<'_> {
+//! #     fn deref_mut(&mut self) -> &mut Connection { self.connection.as_mut().unwrap() }
+//! # }
+//! # impl Drop for Pooled<'_> {
+//! #     fn drop(&mut self) { self.pool.borrow_mut().push(self.connection.take().unwrap()) }
+//! # }
+//! # let pool = RefCell::new(vec![Connection::default()]);
+//! # let get = || Ok::<_, String>(Pooled { connection: pool.borrow_mut().pop(), pool: &pool });
+//! use loopscope::prelude::*;
+//!
+//! let result = [1, 2].into_iter().for_each_scoped(
+//!     bracket(|_id: u32| {
+//!         let mut connection = get()?;
+//!         connection.execute("BEGIN")?;
+//!         connection.execute("SET lock_timeout = 0")?; // fails: `connection` is dropped here
+//!         Ok::<_, String>(connection)
+//!     })
+//!     .release_with(|mut connection, outcome| {
+//!         connection.execute(if outcome.is_completed() { "COMMIT" } else { "ROLLBACK" })
+//!     }),
+//!     |connection| connection.execute("INSERT INTO done VALUES (1)"),
+//! );
+//! assert!(result.is_err());
+//! assert!(pool.borrow()[0].in_transaction); // back in the pool, mid-transaction
+//! ```
+//!
+//! After: [`nested`](crate::nested) makes the connection and the transaction
+//! two guarded steps. The inner part is acquired from the connection
+//! (`BEGIN` on `&mut Connection`), and its release is lent the connection
+//! again, told the item's [`Outcome`](crate::Outcome): `COMMIT` when the body
+//! completed, `ROLLBACK` when it failed or panicked — always before the
+//! connection itself is released. A failed `BEGIN` releases the connection at
+//! once, told `Failed`. Async, with
+//! [`async_bracket_on`](crate::async_bracket_on), a cancellation between the
+//! two steps hands the connection to its part's `release_on_cancel`, and the
+//! connection's release — spawned with `.spawn_on_cancel()`, feature `tokio` —
+//! is told `Cancelled`: roll back or discard it there.
+//!
+//! ```
+//! # use std::cell::RefCell;
+//! # #[derive(Default)]
+//! # struct Connection { in_transaction: bool }
+//! # impl Connection {
+//! #     fn execute(&mut self, sql: &str) -> Result<(), String> {
+//! #         match sql {
+//! #             "BEGIN" if self.in_transaction => return Err("already in a transaction".into()),
+//! #             "BEGIN" => self.in_transaction = true,
+//! #             "COMMIT" | "ROLLBACK" => self.in_transaction = false,
+//! #             "SET lock_timeout = 0" => return Err("lock timeout".into()),
+//! #             _ => {}
+//! #         }
+//! #         Ok(())
+//! #     }
+//! # }
+//! # /// A connection lent by the pool; its `Drop` hands it back as it is.
+//! # struct Pooled<'p> { connection: Option<Connection>, pool: &'p RefCell<Vec<Connection>> }
+//! # impl std::ops::Deref for Pooled<'_> {
+//! #     type Target = Connection;
+//! #     fn deref(&self) -> &Connection { self.connection.as_ref().unwrap() }
+//! # }
+//! # impl std::ops::DerefMut for Pooled<'_> {
+//! #     fn deref_mut(&mut self) -> &mut Connection { self.connection.as_mut().unwrap() }
+//! # }
+//! # impl Drop for Pooled<'_> {
+//! #     fn drop(&mut self) { self.pool.borrow_mut().push(self.connection.take().unwrap()) }
+//! # }
+//! # let pool = RefCell::new(vec![Connection::default()]);
+//! # let get = || Ok::<_, String>(Pooled { connection: pool.borrow_mut().pop(), pool: &pool });
+//! use loopscope::{bracket_on, nested};
+//! use loopscope::prelude::*;
+//!
+//! let result = [1, 2].into_iter().for_each_scoped(
+//!     nested(
+//!         |_id: u32| get(),
+//!         bracket_on(|connection: &mut Pooled| connection.execute("BEGIN")).release_with(
+//!             |(), connection, outcome| {
+//!                 connection.execute(if outcome.is_completed() { "COMMIT" } else { "ROLLBACK" })
+//!             },
+//!         ),
+//!     ),
+//!     |(connection, ())| {
+//!         connection.execute("SET lock_timeout = 0")?; // fails: rolled back
+//!         connection.execute("INSERT INTO done VALUES (1)")
+//!     },
+//! );
+//! assert!(result.is_err());
+//! assert!(!pool.borrow()[0].in_transaction); // back in the pool, clean
 //! ```
 //!
 //! # Errors: `?`, messages, and which item failed

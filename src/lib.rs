@@ -28,7 +28,9 @@
 //! [`bracket`]`(acquire).release(release)` whose release returns a `Result`;
 //! [`release_with`](Bracket::release_with) is also told the item's [`Outcome`],
 //! to commit what completed and roll back the rest. Two resources per item take
-//! [`both`]`(first, second)`: acquired in order, released in reverse. Errors are
+//! [`both`]`(first, second)`: acquired in order, released in reverse; when the
+//! second is acquired from the first — a transaction on its connection — take
+//! [`nested`]`(outer, inner)`. Errors are
 //! a [`ScopedError`] that names the step and the item's index, and keeps both
 //! errors when the body and the release both fail.
 //!
@@ -208,8 +210,9 @@ pub use self::{
     tokio::{ReleaseTimeout, ReleaseTimeoutError, SpawnOnCancel, TimedRelease},
 };
 
-/// The extension traits, [`bracket`], [`both`], `async_bracket` (feature
-/// `stream`) and [`ScopedError`], for a glob import.
+/// The extension traits, [`bracket`], [`both`], [`nested`], [`bracket_on`],
+/// `async_bracket` and `async_bracket_on` (feature `stream`) and
+/// [`ScopedError`], for a glob import.
 ///
 /// ```
 /// use loopscope::prelude::*;
@@ -222,8 +225,8 @@ pub use self::{
 /// ```
 pub mod prelude {
     #[cfg(feature = "stream")]
-    pub use crate::{Failures, ScopedStream, ScopedStreamExt, async_bracket};
-    pub use crate::{ScopedError, ScopedIterExt, both, bracket};
+    pub use crate::{Failures, ScopedStream, ScopedStreamExt, async_bracket, async_bracket_on};
+    pub use crate::{ScopedError, ScopedIterExt, both, bracket, bracket_on, nested};
 }
 
 // Runs the README's code blocks as doctests, so the README cannot drift from the API.

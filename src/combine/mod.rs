@@ -24,6 +24,11 @@
 //! [`ErrorKind`](std::io::ErrorKind) of the error that occurred first — a
 //! release past its deadline is `TimedOut`.
 //!
+//! When the second resource is acquired *from* the first — a transaction on a
+//! connection, a lock on a file — [`nested`]`(outer, inner)` lends the inner
+//! acquire and release the outer resource (`&mut Outer`); the order, the
+//! outcomes and the errors are `both`'s.
+//!
 //! # Examples
 //!
 //! ```
@@ -55,6 +60,15 @@
 
 mod both;
 mod error;
+mod inner;
+#[cfg(feature = "stream")]
+mod inner_async;
+mod nested;
 
 pub use self::both::{Both, both};
 pub use self::error::{BothAcquireError, BothReleaseError};
+pub use self::inner::{AcquireOn, BracketOn, WithReleaseOn, bracket_on};
+#[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
+pub use self::inner_async::{AsyncAcquireOn, AsyncBracketOn, AsyncWithReleaseOn, async_bracket_on};
+pub use self::nested::{Nested, nested};
