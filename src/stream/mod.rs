@@ -16,10 +16,10 @@ use futures_util::{Stream, StreamExt as _};
 
 use self::cancel::{Engine, Local};
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::scope::{AsyncScopeError, by_release, scope};
+use self::scope::{by_release, scope};
 pub use self::scoped_stream::{ScopedStream, TryCollectAll};
 use self::try_map_scoped::TryMapScoped;
-use crate::{AsyncAcquire, Failures};
+use crate::{AsyncAcquire, Failures, ScopedError};
 #[cfg(feature = "tokio")]
 use crate::{SpawnAcquire, SpawnBody};
 
@@ -116,7 +116,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         self,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<(), ScopedError<A::Error, EU, A::ReleaseError>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -200,7 +200,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         init: Acc,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<Acc, AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<Acc, ScopedError<A::Error, EU, A::ReleaseError>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(Acc, &mut A::Resource) -> Result<Acc, EU> + Clone,
@@ -275,7 +275,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         self,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Stream<Item = Result<T, ScopedError<A::Error, EU, A::ReleaseError>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -372,7 +372,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), Failures<AsyncScopeError<A, Self::Item, EU>>>>
+    ) -> impl Future<Output = Result<(), Failures<ScopedError<A::Error, EU, A::ReleaseError>>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -743,7 +743,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), Failures<AsyncScopeError<A, Self::Item, EU>>>>
+    ) -> impl Future<Output = Result<(), Failures<ScopedError<A::Error, EU, A::ReleaseError>>>>
     where
         Self::Item: Send + 'static,
         A: SpawnAcquire<Self::Item>,
