@@ -94,7 +94,7 @@
 //! | --- | --- | --- |
 //! | `paths.iter().map(File::open).collect::<Result<Vec<_>, _>>()?`, then a loop | every file open at once | `paths.iter().for_each_scoped(File::open, body)`, or `try_map_scoped` |
 //! | `join_all(items.map(open_and_use))` | every connection open at once | `stream.for_each_scoped_concurrent(limit, open, body)` |
-//! | `.map(open_and_use).buffer_unordered(n)` | closes left to `Drop` pile up; their errors are lost | `.try_map_scoped_unordered(n, async_bracket(open).release(close), body)` |
+//! | `.map(open_and_use).buffer_unordered(n)` | a resource that `Drop` closes later stays open past the cap — a `tokio::fs::File` until its last write is done — and its error is lost | `.try_map_scoped_unordered(n, async_bracket(open).release(close), body)` |
 //! | a `BufWriter` dropped at the end of the loop body | its final flush error swallowed | `bracket(create).release(\|w\| w.into_inner()..)` |
 //! | a connection dropped at the end of the loop body | no `shutdown().await` | `async_bracket(connect).release(\|c\| async move { c.shutdown().await })` |
 //!
