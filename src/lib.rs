@@ -22,7 +22,9 @@
 //! [`for_each_scoped_concurrent`], [`try_map_scoped_concurrent`] (input order)
 //! and [`try_map_scoped_unordered`]. An [`async_bracket`]`(acquire).release(release)`
 //! awaits an async release, such as a socket's `shutdown().await`; when an
-//! adapter's future completes, every release has completed.
+//! adapter's future completes, every release has completed. With the `tokio`
+//! feature, [`for_each_scoped_spawned`] and [`try_map_scoped_spawned`] run each
+//! item's scope as a task of the runtime, at most `limit` at once.
 //!
 //! Resources are acquired by a closure (released by `Drop`) or by a
 //! [`bracket`]`(acquire).release(release)` whose release returns a `Result`;
@@ -31,6 +33,22 @@
 //! [`both`]`(first, second)`: acquired in order, released in reverse. Errors are
 //! a [`ScopedError`] that names the step and the item's index, and keeps both
 //! errors when the body and the release both fail.
+//!
+//! # Pick an adapter
+//!
+//! | items run | for each (stops at the first error) | map (one `Result` per item) | replaces | pick it when |
+//! | --- | --- | --- | --- | --- |
+//! | one at a time ([`Iterator`] or `Stream`) | [`for_each_scoped`](ScopedIterExt::for_each_scoped); fold: [`try_fold_scoped`] (`Stream`) | [`try_map_scoped`](ScopedIterExt::try_map_scoped) | a `for` or `while let` loop; `map`, `then`, `try_fold` | one resource at a time is enough, or the items must not overlap |
+//! | up to `n` at once, results in input order | [`for_each_scoped_concurrent`] | [`try_map_scoped_concurrent`] | `buffered(n)`, `try_for_each_concurrent(n, ..)` | I/O-bound items and a consumer that keeps up: the items make progress only while it polls |
+//! | up to `n` at once, results as they finish | ([`for_each_scoped_concurrent`]: a for-each has no order) | [`try_map_scoped_unordered`] | `buffer_unordered(n)` | as above, and a slow item should not hold back the results after it |
+//! | up to `n` tokio tasks (feature `tokio`) | [`for_each_scoped_spawned`] | [`try_map_scoped_spawned`] (input order) | a `JoinSet` and a `Semaphore(n)` | a slow consumer, or CPU-bound bodies: the items run on the runtime's workers and release their resources without waiting for the consumer; needs `Send + 'static` items, resources and closures |
+//!
+//! Every concurrent adapter keeps at most `n` resources live — acquired and
+//! not yet released — and, at the first failure of a for-each, cancels the
+//! items in flight and awaits their releases before it returns (see the
+//! guide's [When an item fails](guide#when-an-item-fails-structured-concurrency)).
+//! With each of them the release can be async:
+//! [`async_bracket`]`(acquire).release(release)`.
 //!
 //! # Usage
 //!
@@ -143,7 +161,8 @@
 [`try_map_scoped_concurrent`]: ScopedStreamExt::try_map_scoped_concurrent
 [`try_map_scoped_unordered`]: ScopedStreamExt::try_map_scoped_unordered
 [`async_bracket`]: async_bracket
-[`AsyncAcquire`]: AsyncAcquire"
+[`AsyncAcquire`]: AsyncAcquire
+[`try_fold_scoped`]: ScopedStreamExt::try_fold_scoped"
 )]
 #![cfg_attr(
     not(feature = "stream"),
@@ -152,7 +171,18 @@
 [`try_map_scoped_concurrent`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_map_scoped_concurrent
 [`try_map_scoped_unordered`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_map_scoped_unordered
 [`async_bracket`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket.html
-[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html"
+[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html
+[`try_fold_scoped`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_fold_scoped"
+)]
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[`for_each_scoped_spawned`]: ScopedStreamExt::for_each_scoped_spawned
+[`try_map_scoped_spawned`]: ScopedStreamExt::try_map_scoped_spawned"
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`for_each_scoped_spawned`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.for_each_scoped_spawned
+[`try_map_scoped_spawned`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_map_scoped_spawned"
 )]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
