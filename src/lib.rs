@@ -22,7 +22,9 @@
 //! [`for_each_scoped_concurrent`], [`try_map_scoped_concurrent`] (input order)
 //! and [`try_map_scoped_unordered`]. An [`async_bracket`]`(acquire).release(release)`
 //! awaits an async release, such as a socket's `shutdown().await`; when an
-//! adapter's future completes, every release has completed.
+//! adapter's future completes, every release has completed. With the `tokio`
+//! feature, [`for_each_scoped_spawned`] and [`try_map_scoped_spawned`] run each
+//! item's scope as a task of the runtime, at most `limit` at once.
 //!
 //! Resources are acquired by a closure (released by `Drop`) or by a
 //! [`bracket`]`(acquire).release(release)` whose release returns a `Result`;
@@ -33,6 +35,22 @@
 //! [`nested`]`(outer, inner)`. Errors are
 //! a [`ScopedError`] that names the step and the item's index, and keeps both
 //! errors when the body and the release both fail.
+//!
+//! # Pick an adapter
+//!
+//! | items run | for each (stops at the first error) | map (one `Result` per item) | replaces | pick it when |
+//! | --- | --- | --- | --- | --- |
+//! | one at a time ([`Iterator`] or `Stream`) | [`for_each_scoped`](ScopedIterExt::for_each_scoped); fold: [`try_fold_scoped`] (`Stream`) | [`try_map_scoped`](ScopedIterExt::try_map_scoped) | a `for` or `while let` loop; `map`, `then`, `try_fold` | one resource at a time is enough, or the items must not overlap |
+//! | up to `n` at once, results in input order | [`for_each_scoped_concurrent`] | [`try_map_scoped_concurrent`] | `buffered(n)`, `try_for_each_concurrent(n, ..)` | I/O-bound items and a consumer that keeps up: the items make progress only while it polls |
+//! | up to `n` at once, results as they finish | ([`for_each_scoped_concurrent`]: a for-each has no order) | [`try_map_scoped_unordered`] | `buffer_unordered(n)` | as above, and a slow item should not hold back the results after it |
+//! | up to `n` tokio tasks (feature `tokio`) | [`for_each_scoped_spawned`] | [`try_map_scoped_spawned`] (input order) | a `JoinSet` and a `Semaphore(n)` | a slow consumer, or CPU-bound bodies: the items run on the runtime's workers and release their resources without waiting for the consumer; needs `Send + 'static` items, resources and closures |
+//!
+//! Every concurrent adapter keeps at most `n` resources live — acquired and
+//! not yet released — and, at the first failure of a for-each, cancels the
+//! items in flight and awaits their releases before it returns (see the
+//! guide's [When an item fails](guide#when-an-item-fails-structured-concurrency)).
+//! With each of them the release can be async:
+//! [`async_bracket`]`(acquire).release(release)`.
 //!
 //! # Usage
 //!
@@ -96,7 +114,7 @@
 //! | --- | --- | --- |
 //! | `paths.iter().map(File::open).collect::<Result<Vec<_>, _>>()?`, then a loop | every file open at once | `paths.iter().for_each_scoped(File::open, body)`, or `try_map_scoped` |
 //! | `join_all(items.map(open_and_use))` | every connection open at once | `stream.for_each_scoped_concurrent(limit, open, body)` |
-//! | `.map(open_and_use).buffer_unordered(n)` | closes left to `Drop` pile up; their errors are lost | `.try_map_scoped_unordered(n, async_bracket(open).release(close), body)` |
+//! | `.map(open_and_use).buffer_unordered(n)` | a resource that `Drop` closes later stays open past the cap — a `tokio::fs::File` until its last write is done — and its error is lost | `.try_map_scoped_unordered(n, async_bracket(open).release(close), body)` |
 //! | a `BufWriter` dropped at the end of the loop body | its final flush error swallowed | `bracket(create).release(\|w\| w.into_inner()..)` |
 //! | a connection dropped at the end of the loop body | no `shutdown().await` | `async_bracket(connect).release(\|c\| async move { c.shutdown().await })` |
 //!
@@ -145,7 +163,8 @@
 [`try_map_scoped_concurrent`]: ScopedStreamExt::try_map_scoped_concurrent
 [`try_map_scoped_unordered`]: ScopedStreamExt::try_map_scoped_unordered
 [`async_bracket`]: async_bracket
-[`AsyncAcquire`]: AsyncAcquire"
+[`AsyncAcquire`]: AsyncAcquire
+[`try_fold_scoped`]: ScopedStreamExt::try_fold_scoped"
 )]
 #![cfg_attr(
     not(feature = "stream"),
@@ -154,7 +173,18 @@
 [`try_map_scoped_concurrent`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_map_scoped_concurrent
 [`try_map_scoped_unordered`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_map_scoped_unordered
 [`async_bracket`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket.html
-[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html"
+[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html
+[`try_fold_scoped`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_fold_scoped"
+)]
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[`for_each_scoped_spawned`]: ScopedStreamExt::for_each_scoped_spawned
+[`try_map_scoped_spawned`]: ScopedStreamExt::try_map_scoped_spawned"
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`for_each_scoped_spawned`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.for_each_scoped_spawned
+[`try_map_scoped_spawned`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_map_scoped_spawned"
 )]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -16,10 +16,10 @@ use futures_util::{Stream, StreamExt as _};
 
 use self::cancel::{Engine, Local};
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::scope::{AsyncScopeError, by_release, scope};
+use self::scope::{by_release, scope};
 pub use self::scoped_stream::{ScopedStream, TryCollectAll};
 use self::try_map_scoped::TryMapScoped;
-use crate::{AsyncAcquire, Failures};
+use crate::{AsyncAcquire, Failures, ScopedError};
 #[cfg(feature = "tokio")]
 use crate::{SpawnAcquire, SpawnBody};
 
@@ -116,7 +116,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         self,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<(), ScopedError<A::Error, EU, A::ReleaseError>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -200,7 +200,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         init: Acc,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<Acc, AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Future<Output = Result<Acc, ScopedError<A::Error, EU, A::ReleaseError>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(Acc, &mut A::Resource) -> Result<Acc, EU> + Clone,
@@ -275,7 +275,7 @@ pub trait ScopedStreamExt: Stream + Sized {
         self,
         acquire: A,
         body: B,
-    ) -> impl Stream<Item = Result<T, AsyncScopeError<A, Self::Item, EU>>>
+    ) -> impl Stream<Item = Result<T, ScopedError<A::Error, EU, A::ReleaseError>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -367,12 +367,14 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// ```
     #[doc(alias("for_each_concurrent", "try_for_each_concurrent", "join_all"))]
     #[track_caller]
+    // Written out, not behind an alias, so that rustdoc shows which error is which.
+    #[allow(clippy::type_complexity, reason = "the error type, spelled out for rustdoc")]
     fn for_each_scoped_concurrent<A, B, T, EU>(
         self,
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), Failures<AsyncScopeError<A, Self::Item, EU>>>>
+    ) -> impl Future<Output = Result<(), Failures<ScopedError<A::Error, EU, A::ReleaseError>>>>
     where
         A: AsyncAcquire<Self::Item>,
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
@@ -738,12 +740,14 @@ pub trait ScopedStreamExt: Stream + Sized {
     #[cfg(feature = "tokio")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     #[track_caller]
+    // Written out, not behind an alias, so that rustdoc shows which error is which.
+    #[allow(clippy::type_complexity, reason = "the error type, spelled out for rustdoc")]
     fn for_each_scoped_spawned<A, B, T, EU>(
         self,
         limit: usize,
         acquire: A,
         body: B,
-    ) -> impl Future<Output = Result<(), Failures<AsyncScopeError<A, Self::Item, EU>>>>
+    ) -> impl Future<Output = Result<(), Failures<ScopedError<A::Error, EU, A::ReleaseError>>>>
     where
         Self::Item: Send + 'static,
         A: SpawnAcquire<Self::Item>,

@@ -8,6 +8,10 @@ use futures_util::FutureExt as _;
 use crate::{AsyncAcquire, Outcome, ScopedError};
 
 /// The error of the stream adapters with the acquire `A`.
+// Only the spawned adapters' helpers (feature `tokio`) name it: the public
+// signatures write `ScopedError<A::Error, EU, A::ReleaseError>`, which rustdoc
+// shows as written, where it expands this private alias.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 pub(crate) type AsyncScopeError<A, Item, U> =
     ScopedError<<A as AsyncAcquire<Item>>::Error, U, <A as AsyncAcquire<Item>>::ReleaseError>;
 
