@@ -5,6 +5,7 @@ use core::fmt;
 use scopeguard::ScopeGuard;
 
 use super::error::{BothAcquireError, BothReleaseError};
+use super::{first_outcome, release_while_unwinding};
 use crate::{Acquire, Outcome};
 
 /// Acquires two resources per item, in order, and releases them in reverse order.
@@ -300,40 +301,6 @@ where
         let released1 = first.release(resource1, first_outcome(outcome, &released2));
         BothReleaseError::check(released1, released2)
     }
-}
-
-/// The [`Outcome`] the first resource's release is told, once the second one's
-/// release has returned: the body's, except that a completed body whose second
-/// release failed makes the item fail — `both` reports it as an error, so the
-/// first resource must not, say, commit a transaction that the caller sees fail.
-#[inline]
-fn first_outcome<E>(outcome: Outcome, released2: &Result<(), E>) -> Outcome {
-    match (outcome, released2) {
-        (Outcome::Completed, Err(_)) => Outcome::Failed,
-        _ => outcome,
-    }
-}
-
-/// Releases the first resource while a panic of the second part unwinds.
-///
-/// A panic escaping a destructor during unwinding aborts the process, so with
-/// `std` a panicking release is caught and dropped: the first panic is the one
-/// that resumes. The release error has nowhere to go either.
-#[cfg(feature = "std")]
-#[cold]
-fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
-    let release = std::panic::AssertUnwindSafe(|| acquire.release(resource, Outcome::Panicked));
-    drop(std::panic::catch_unwind(release));
-}
-
-/// Releases the first resource while a panic of the second part unwinds.
-///
-/// Without `std` there is no `catch_unwind`: a release that panics here aborts, as
-/// any destructor that panics during unwinding does.
-#[cfg(not(feature = "std"))]
-#[cold]
-fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
-    drop(acquire.release(resource, Outcome::Panicked));
 }
 
 /// The async implementation, for the stream adapters.

@@ -72,3 +72,48 @@ pub use self::inner::{AcquireOn, BracketOn, WithReleaseOn, bracket_on};
 #[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use self::inner_async::{AsyncAcquireOn, AsyncBracketOn, AsyncWithReleaseOn, async_bracket_on};
 pub use self::nested::{Nested, nested};
+
+use crate::{Acquire, Outcome};
+
+/// The [`Outcome`] the first (outer) resource's release is told, once the
+/// second (inner) one's release has returned: the body's, except that a
+/// completed body whose second release failed makes the item fail — `both` and
+/// `nested` report it as an error, so the first resource must not, say, commit
+/// a transaction that the caller sees fail.
+#[inline]
+pub(crate) fn first_outcome<E>(outcome: Outcome, released2: &Result<(), E>) -> Outcome {
+    match (outcome, released2) {
+        (Outcome::Completed, Err(_)) => Outcome::Failed,
+        _ => outcome,
+    }
+}
+
+/// Releases the first (outer) resource while a panic of the second (inner)
+/// part unwinds.
+///
+/// A panic escaping a destructor during unwinding aborts the process, so with
+/// `std` a panicking release is caught and dropped: the first panic is the one
+/// that resumes. The release error has nowhere to go either.
+#[cfg(feature = "std")]
+#[cold]
+pub(crate) fn release_while_unwinding<Item, A: Acquire<Item>>(
+    acquire: &mut A,
+    resource: A::Resource,
+) {
+    let release = std::panic::AssertUnwindSafe(|| acquire.release(resource, Outcome::Panicked));
+    drop(std::panic::catch_unwind(release));
+}
+
+/// Releases the first (outer) resource while a panic of the second (inner)
+/// part unwinds.
+///
+/// Without `std` there is no `catch_unwind`: a release that panics here aborts, as
+/// any destructor that panics during unwinding does.
+#[cfg(not(feature = "std"))]
+#[cold]
+pub(crate) fn release_while_unwinding<Item, A: Acquire<Item>>(
+    acquire: &mut A,
+    resource: A::Resource,
+) {
+    drop(acquire.release(resource, Outcome::Panicked));
+}

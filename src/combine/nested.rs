@@ -7,6 +7,7 @@ use scopeguard::ScopeGuard;
 
 use super::error::{BothAcquireError, BothReleaseError};
 use super::inner::AcquireOn;
+use super::{first_outcome, release_while_unwinding};
 use crate::{Acquire, Outcome};
 
 /// Acquires an outer resource per item, then an inner resource *from* it, and
@@ -294,40 +295,6 @@ where
         let released1 = outer.release(resource1, first_outcome(outcome, &released2));
         BothReleaseError::check(released1, released2)
     }
-}
-
-/// The [`Outcome`] the outer resource's release is told, once the inner one's
-/// release has returned: the body's, except that a completed body whose inner
-/// release failed (a `COMMIT` that failed) makes the item fail — the outer
-/// release must not treat it as a success. The same rule as `both`'s.
-#[inline]
-fn first_outcome<E>(outcome: Outcome, released2: &Result<(), E>) -> Outcome {
-    match (outcome, released2) {
-        (Outcome::Completed, Err(_)) => Outcome::Failed,
-        _ => outcome,
-    }
-}
-
-/// Releases the outer resource while a panic of the inner part unwinds.
-///
-/// A panic escaping a destructor during unwinding aborts the process, so with
-/// `std` a panicking release is caught and dropped: the first panic is the one
-/// that resumes. The release error has nowhere to go either.
-#[cfg(feature = "std")]
-#[cold]
-fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
-    let release = std::panic::AssertUnwindSafe(|| acquire.release(resource, Outcome::Panicked));
-    drop(std::panic::catch_unwind(release));
-}
-
-/// Releases the outer resource while a panic of the inner part unwinds.
-///
-/// Without `std` there is no `catch_unwind`: a release that panics here aborts,
-/// as any destructor that panics during unwinding does.
-#[cfg(not(feature = "std"))]
-#[cold]
-fn release_while_unwinding<Item, A: Acquire<Item>>(acquire: &mut A, resource: A::Resource) {
-    drop(acquire.release(resource, Outcome::Panicked));
 }
 
 /// The async implementation, for the stream adapters.

@@ -368,7 +368,10 @@ pub trait ScopedStreamExt: Stream + Sized {
     #[doc(alias("for_each_concurrent", "try_for_each_concurrent", "join_all"))]
     #[track_caller]
     // Written out, not behind an alias, so that rustdoc shows which error is which.
-    #[allow(clippy::type_complexity, reason = "the error type, spelled out for rustdoc")]
+    #[allow(
+        clippy::type_complexity,
+        reason = "the error type, spelled out for rustdoc"
+    )]
     fn for_each_scoped_concurrent<A, B, T, EU>(
         self,
         limit: usize,
@@ -741,7 +744,10 @@ pub trait ScopedStreamExt: Stream + Sized {
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     #[track_caller]
     // Written out, not behind an alias, so that rustdoc shows which error is which.
-    #[allow(clippy::type_complexity, reason = "the error type, spelled out for rustdoc")]
+    #[allow(
+        clippy::type_complexity,
+        reason = "the error type, spelled out for rustdoc"
+    )]
     fn for_each_scoped_spawned<A, B, T, EU>(
         self,
         limit: usize,
