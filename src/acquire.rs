@@ -122,8 +122,9 @@ impl Outcome {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot acquire a resource for an iterator item of type `{Item}`",
     label = "not a sync acquire for `{Item}`",
-    note = "an iterator adapter takes a closure `FnMut(Item) -> Result<R, E>` \
-            or `bracket(acquire).release(release)`",
+    note = "an iterator adapter takes a closure `FnMut({Item}) -> Result<R, E>` \
+            or `bracket(acquire).release(release)` whose acquire takes `{Item}`: \
+            check the type of the closure's argument (`&T` against `&&T`)",
     note = "an `async_bracket(..)` or an `async |item| ..` closure is for streams: \
             turn the iterator into one with `futures::stream::iter(..)`, \
             or use a sync `bracket(..)` and sync closures"

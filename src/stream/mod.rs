@@ -30,6 +30,12 @@ use crate::{SpawnAcquire, SpawnBody};
 /// Brought into scope by `use loopscope::prelude::*;`. Needs the `stream` feature
 /// (on by default).
 ///
+/// Write bodies as async closures, `async |conn| ..`: a closure returning an
+/// async block, `|conn| async move { .. }`, cannot return a future that
+/// borrows its argument, and rustc says only "type annotations needed" or
+/// "lifetime may not live long enough" (no hint of the crate's can reach
+/// those). A release takes the resource by value, so either form works there.
+///
 /// # Examples
 ///
 /// ```
