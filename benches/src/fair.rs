@@ -185,7 +185,16 @@ where
     let mut stream = pin!(stream);
     let mut index = 0;
     while let Some(item) = stream.next().await {
-        drop_scope(index, item, &mut acquire, &mut body).await?;
+        let mut resource = acquire(item)
+            .await
+            .map_err(|source| ScopedError::Acquire { index, source })?;
+        body(&mut resource)
+            .await
+            .map_err(|source| ScopedError::Use {
+                index,
+                source,
+                release: None,
+            })?;
         index += 1;
     }
     Ok(())
@@ -205,11 +214,16 @@ where
     let mut index = 0;
     let mut acc = init;
     while let Some(item) = stream.next().await {
-        let body = &mut body;
-        acc = drop_scope(index, item, &mut acquire, async |resource: &mut R| {
-            body(acc, resource).await
-        })
-        .await?;
+        let mut resource = acquire(item)
+            .await
+            .map_err(|source| ScopedError::Acquire { index, source })?;
+        acc = body(acc, &mut resource)
+            .await
+            .map_err(|source| ScopedError::Use {
+                index,
+                source,
+                release: None,
+            })?;
         index += 1;
     }
     Ok(acc)
@@ -251,7 +265,15 @@ where
     let mut stream = pin!(stream);
     let mut index = 0;
     while let Some(item) = stream.next().await {
-        bracket_scope(index, item, &mut acquire, &mut body, &mut release).await?;
+        let mut resource = acquire(item)
+            .await
+            .map_err(|source| ScopedError::Acquire { index, source })?;
+        let used = AssertUnwindSafe(body(&mut resource)).catch_unwind().await;
+        let released = release(resource).await;
+        match settle(index, used, released) {
+            Ok(result) => result?,
+            Err(panic) => resume_unwind(panic),
+        };
         index += 1;
     }
     Ok(())
@@ -274,15 +296,17 @@ where
     let mut index = 0;
     let mut acc = init;
     while let Some(item) = stream.next().await {
-        let body = &mut body;
-        acc = bracket_scope(
-            index,
-            item,
-            &mut acquire,
-            async |resource: &mut R| body(acc, resource).await,
-            &mut release,
-        )
-        .await?;
+        let mut resource = acquire(item)
+            .await
+            .map_err(|source| ScopedError::Acquire { index, source })?;
+        let used = AssertUnwindSafe(body(acc, &mut resource))
+            .catch_unwind()
+            .await;
+        let released = release(resource).await;
+        acc = match settle(index, used, released) {
+            Ok(result) => result?,
+            Err(panic) => resume_unwind(panic),
+        };
         index += 1;
     }
     Ok(acc)
