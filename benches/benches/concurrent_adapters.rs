@@ -1,14 +1,18 @@
 //! The concurrent stream adapters side by side with the hand-written futures
 //! code they replace.
 //!
-//! The same design as `benches/benches/stream_adapters.rs`: every workload is a pair of
-//! functions doing exactly the same work on the same input — the same async
-//! acquire, body and release functions, the same consumer — once written by hand
-//! (`hand_written`) and once with a `loopscope` adapter (`adapter`), each pair one
-//! criterion group. Every run handles 1,000 items with a concurrency limit of 8;
-//! the adapters get `async_bracket(acquire).release(release)`, and the
-//! hand-written code awaits `release(resource)` explicitly, also when the body
-//! fails.
+//! The same design as `benches/benches/stream_adapters.rs`: every executor
+//! workload is a trio of functions doing exactly the same work on the same
+//! input — the same async acquire, body and release functions, the same
+//! consumer — each trio one criterion group: `naive` (the futures-util
+//! combinator with the body inline, awaiting `release(resource)` explicitly,
+//! also when the body fails), `fair` (`loopscope_benches::fair`: the same
+//! closures with the adapter's guarantees — the index and the same
+//! `ScopedError`, the body under `catch_unwind` and the release awaited on
+//! `Ok`, `Err` and panic; the for-each ones quiescent and fail-fast, keeping
+//! every error) and `adapter`. Every run handles 1,000 items with a
+//! concurrency limit of 8; the adapters get
+//! `async_bracket(acquire).release(release)`.
 //!
 //! On the executor alone (`futures::executor::block_on`, a trivial resource whose
 //! `Drop` does a `black_box`ed write, a body doing a little arithmetic, so that
@@ -18,6 +22,10 @@
 //!   against `stream.map(async |item| { acquire; body; release }).buffered(8)`.
 //! - `unordered_try_map_sum`: `try_map_scoped_unordered(8, ..)` against the same
 //!   with `.buffer_unordered(8)`.
+//! - `spawned_for_each` (feature `tokio`): `for_each_scoped_spawned(8, ..)`
+//!   against `JoinSet` + `Semaphore(8)` (naive: stop at the first error) and
+//!   `fair::for_each_spawned`, on a current-thread runtime so that callgrind
+//!   counts the tasks.
 //! - `concurrent_for_each`: `for_each_scoped_concurrent(8, ..)` against
 //!   `stream.map(Ok).try_for_each_concurrent(8, ..)`.
 //!
@@ -38,7 +46,8 @@
 //! item's scope as a `tokio::spawn`ed task of the caller's runtime, against the
 //! same `JoinSet` + `Semaphore(8)` loop, with `for_each_scoped_concurrent(8, ..)`
 //! (every item on the thread that polls it) for reference: one criterion group
-//! per workload, with the functions `join_set`, `spawned` and `concurrent`, on
+//! per workload, with the functions `naive` (the `JoinSet`), `fair`
+//! (`fair::for_each_spawned`), `adapter` (spawned) and `concurrent`, on
 //! the first 400 items, on the same 2-worker runtime, all three driven by its
 //! `block_on`.
 //!
@@ -48,7 +57,7 @@
 //!   (`black_box`ed, never yielding). CPU-bound: the `JoinSet` and the spawned
 //!   adapter can use both workers, `for_each_scoped_concurrent` one thread.
 //!
-//! The performance contract (DESIGN.md) asks for adapter / hand-written ≤ 1.05×,
+//! The performance contract (DESIGN.md) asks for adapter / fair ≤ 1.05×,
 //! and `for_each_scoped_concurrent` no slower than `JoinSet` + `Semaphore` on
 //! I/O-bound items.
 //!
@@ -56,7 +65,7 @@
 //! cargo bench --features tokio --bench concurrent_adapters            # criterion
 //! cargo bench --features tokio --bench concurrent_adapters -- tokio   # a filter
 //! cargo bench --features tokio --bench concurrent_adapters -- spawned # spawned only
-//! LOOPSCOPE_CALLGRIND_TARGET=1.05 \
+//! LOOPSCOPE_CALLGRIND_FEATURES=tokio \
 //!     bash benches/callgrind.sh --bench concurrent_adapters           # instructions
 //! ```
 //!
@@ -904,10 +913,13 @@ mod spawned_trivial {
 #[cfg(feature = "tokio")]
 fn spawned_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, fixture: &Fixture) {
     for workload in SPAWNED_WORKLOADS {
+        // naive: `JoinSet` + `Semaphore`; fair: the same with the adapter's
+        // guarantees; adapter: `for_each_scoped_spawned`; concurrent:
+        // `for_each_scoped_concurrent`, for reference.
         let variants: [(&str, TokioWorkload); 4] = [
-            ("join_set", workload.join_set),
+            ("naive", workload.join_set),
             ("fair", workload.fair),
-            ("spawned", workload.spawned),
+            ("adapter", workload.spawned),
             ("concurrent", workload.concurrent),
         ];
         let expected = (workload.join_set)(runtime, fixture);
@@ -915,7 +927,7 @@ fn spawned_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, fixture
             assert_eq!(
                 run(runtime, fixture),
                 expected,
-                "{}: {variant} disagrees with join_set",
+                "{}: {variant} disagrees with the naive JoinSet",
                 workload.name
             );
         }

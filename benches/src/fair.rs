@@ -53,7 +53,11 @@ use loopscope::ScopedError;
 pub type DropError<EA, EU> = ScopedError<EA, EU, Infallible>;
 
 /// A panic's payload, caught to be resumed later.
-type Panic = Box<dyn Any + Send>;
+pub type Panic = Box<dyn Any + Send>;
+
+/// One item of a concurrent map: its result, `None` if it was skipped (after
+/// a panic), or its panic.
+pub type ItemResult<T, EA, EU, ER> = Result<Option<Result<T, ScopedError<EA, EU, ER>>>, Panic>;
 
 /// Every failure of a fail-fast concurrent baseline: the first, and the others
 /// in the order they were seen (as loopscope's `Failures`).
@@ -375,14 +379,13 @@ where
 }
 
 /// The concurrent maps' items: each one's scope, skipped once `stop` is set.
-#[allow(clippy::type_complexity)]
 fn concurrent_items<S, A, Rel, B, R, T, EA, EU, ER>(
     stream: S,
     stop: Arc<AtomicBool>,
     acquire: A,
     release: Rel,
     body: B,
-) -> impl Stream<Item = impl Future<Output = Result<Option<Result<T, ScopedError<EA, EU, ER>>>, Panic>>>
+) -> impl Stream<Item = impl Future<Output = ItemResult<T, EA, EU, ER>>>
 where
     S: Stream,
     A: AsyncFnOnce(S::Item) -> Result<R, EA> + Clone,
@@ -414,7 +417,7 @@ pub fn try_map_concurrent<S, A, Rel, B, R, T, EA, EU, ER>(
     acquire: A,
     release: Rel,
     body: B,
-) -> DrainOnPanic<impl Stream<Item = Result<Option<Result<T, ScopedError<EA, EU, ER>>>, Panic>>>
+) -> DrainOnPanic<impl Stream<Item = ItemResult<T, EA, EU, ER>>>
 where
     S: Stream,
     A: AsyncFnOnce(S::Item) -> Result<R, EA> + Clone,
@@ -436,7 +439,7 @@ pub fn try_map_unordered<S, A, Rel, B, R, T, EA, EU, ER>(
     acquire: A,
     release: Rel,
     body: B,
-) -> DrainOnPanic<impl Stream<Item = Result<Option<Result<T, ScopedError<EA, EU, ER>>>, Panic>>>
+) -> DrainOnPanic<impl Stream<Item = ItemResult<T, EA, EU, ER>>>
 where
     S: Stream,
     A: AsyncFnOnce(S::Item) -> Result<R, EA> + Clone,

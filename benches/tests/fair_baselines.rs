@@ -610,6 +610,7 @@ fn spawned_for_each(kit: &Kit) -> Result<(), fair::Failures<Error>> {
 }
 
 fn for_eachs() -> Vec<(&'static str, ForEach)> {
+    #[allow(unused_mut)] // pushed to with the feature `tokio`
     let mut all: Vec<(&'static str, ForEach)> = vec![("concurrent", concurrent_for_each)];
     #[cfg(feature = "tokio")]
     all.push(("spawned", spawned_for_each));

@@ -154,23 +154,25 @@ pub fn bench_pair(
 fn benches(c: &mut Criterion, trios: &[Trio], fixture: &Fixture) {
     for trio in trios {
         // A run over the files is milliseconds of system calls: fewer, longer
-        // samples.
-        let (sample_size, measurement_time) = if trio.files {
+        // samples; a run of tens of milliseconds (the sockets), the fewest
+        // criterion takes.
+        let start = Instant::now();
+        black_box((trio.naive)(fixture));
+        let (sample_size, measurement_time) = if start.elapsed() > Duration::from_millis(10) {
+            (10, Duration::from_secs(5))
+        } else if trio.files {
             (30, Duration::from_secs(4))
         } else {
             (100, Duration::from_secs(3))
         };
-        let runs: Vec<(&str, Box<dyn Fn() -> u64 + '_>)> = trio
+        let runs: Vec<_> = trio
             .variants()
             .into_iter()
-            .map(|(variant, workload)| {
-                let run: Box<dyn Fn() -> u64> = Box::new(move || workload(black_box(fixture)));
-                (variant, run)
-            })
+            .map(|(variant, workload)| (variant, move || workload(black_box(fixture))))
             .collect();
         let variants: Vec<(&str, &dyn Fn() -> u64)> = runs
             .iter()
-            .map(|(variant, run)| (*variant, &**run))
+            .map(|(variant, run)| (*variant, run as &dyn Fn() -> u64))
             .collect();
         bench_group(c, trio.name, sample_size, measurement_time, &variants);
     }
