@@ -1,14 +1,18 @@
 //! The concurrent stream adapters side by side with the hand-written futures
 //! code they replace.
 //!
-//! The same design as `benches/benches/stream_adapters.rs`: every workload is a pair of
-//! functions doing exactly the same work on the same input — the same async
-//! acquire, body and release functions, the same consumer — once written by hand
-//! (`hand_written`) and once with a `loopscope` adapter (`adapter`), each pair one
-//! criterion group. Every run handles 1,000 items with a concurrency limit of 8;
-//! the adapters get `async_bracket(acquire).release(release)`, and the
-//! hand-written code awaits `release(resource)` explicitly, also when the body
-//! fails.
+//! The same design as `benches/benches/stream_adapters.rs`: every executor
+//! workload is a trio of functions doing exactly the same work on the same
+//! input — the same async acquire, body and release functions, the same
+//! consumer — each trio one criterion group: `naive` (the futures-util
+//! combinator with the body inline, awaiting `release(resource)` explicitly,
+//! also when the body fails), `fair` (`loopscope_benches::fair`: the same
+//! closures with the adapter's guarantees — the index and the same
+//! `ScopedError`, the body under `catch_unwind` and the release awaited on
+//! `Ok`, `Err` and panic; the for-each ones quiescent and fail-fast, keeping
+//! every error) and `adapter`. Every run handles 1,000 items with a
+//! concurrency limit of 8; the adapters get
+//! `async_bracket(acquire).release(release)`.
 //!
 //! On the executor alone (`futures::executor::block_on`, a trivial resource whose
 //! `Drop` does a `black_box`ed write, a body doing a little arithmetic, so that
@@ -18,6 +22,10 @@
 //!   against `stream.map(async |item| { acquire; body; release }).buffered(8)`.
 //! - `unordered_try_map_sum`: `try_map_scoped_unordered(8, ..)` against the same
 //!   with `.buffer_unordered(8)`.
+//! - `spawned_for_each` (feature `tokio`): `for_each_scoped_spawned(8, ..)`
+//!   against `JoinSet` + `Semaphore(8)` (naive: stop at the first error) and
+//!   `fair::for_each_spawned`, on a current-thread runtime so that callgrind
+//!   counts the tasks.
 //! - `concurrent_for_each`: `for_each_scoped_concurrent(8, ..)` against
 //!   `stream.map(Ok).try_for_each_concurrent(8, ..)`.
 //!
@@ -38,7 +46,8 @@
 //! item's scope as a `tokio::spawn`ed task of the caller's runtime, against the
 //! same `JoinSet` + `Semaphore(8)` loop, with `for_each_scoped_concurrent(8, ..)`
 //! (every item on the thread that polls it) for reference: one criterion group
-//! per workload, with the functions `join_set`, `spawned` and `concurrent`, on
+//! per workload, with the functions `naive` (the `JoinSet`), `fair`
+//! (`fair::for_each_spawned`), `adapter` (spawned) and `concurrent`, on
 //! the first 400 items, on the same 2-worker runtime, all three driven by its
 //! `block_on`.
 //!
@@ -48,7 +57,7 @@
 //!   (`black_box`ed, never yielding). CPU-bound: the `JoinSet` and the spawned
 //!   adapter can use both workers, `for_each_scoped_concurrent` one thread.
 //!
-//! The performance contract (DESIGN.md) asks for adapter / hand-written ≤ 1.05×,
+//! The performance contract (DESIGN.md) asks for adapter / fair ≤ 1.05×,
 //! and `for_each_scoped_concurrent` no slower than `JoinSet` + `Semaphore` on
 //! I/O-bound items.
 //!
@@ -56,7 +65,7 @@
 //! cargo bench --features tokio --bench concurrent_adapters            # criterion
 //! cargo bench --features tokio --bench concurrent_adapters -- tokio   # a filter
 //! cargo bench --features tokio --bench concurrent_adapters -- spawned # spawned only
-//! LOOPSCOPE_CALLGRIND_TARGET=1.05 \
+//! LOOPSCOPE_CALLGRIND_FEATURES=tokio \
 //!     bash benches/callgrind.sh --bench concurrent_adapters           # instructions
 //! ```
 //!
@@ -89,36 +98,54 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::trivial::{Fail, Resource};
-use common::{Fixture, Pair};
+use common::{Fixture, Trio};
 use criterion::Criterion;
 use futures::executor::block_on;
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use loopscope::prelude::*;
+use loopscope_benches::fair;
 
 /// The concurrency limit of every workload.
 const LIMIT: usize = 8;
 
-/// The executor-only workloads: criterion and instruction counts.
-const PAIRS: &[Pair] = &[
-    Pair {
-        name: "concurrent_try_map_sum",
-        hand_written: trivial::try_map_sum_buffered,
-        adapter: trivial::try_map_sum_adapter,
+/// The executor-only workloads: criterion and instruction counts. With the
+/// feature `tokio`, also `spawned_for_each` (on a current-thread runtime, so
+/// that callgrind counts the tasks too).
+fn trios() -> Vec<Trio> {
+    #[allow(unused_mut)] // pushed to with the feature `tokio`
+    let mut trios = vec![
+        Trio {
+            name: "concurrent_try_map_sum",
+            naive: trivial::try_map_sum_buffered,
+            fair: Some(trivial::try_map_sum_fair),
+            adapter: trivial::try_map_sum_adapter,
+            files: false,
+        },
+        Trio {
+            name: "unordered_try_map_sum",
+            naive: trivial::try_map_sum_buffer_unordered,
+            fair: Some(trivial::try_map_sum_unordered_fair),
+            adapter: trivial::try_map_sum_unordered_adapter,
+            files: false,
+        },
+        Trio {
+            name: "concurrent_for_each",
+            naive: trivial::for_each_try_for_each_concurrent,
+            fair: Some(trivial::for_each_fair),
+            adapter: trivial::for_each_adapter,
+            files: false,
+        },
+    ];
+    #[cfg(feature = "tokio")]
+    trios.push(Trio {
+        name: "spawned_for_each",
+        naive: spawned_trivial::join_set,
+        fair: Some(spawned_trivial::fair),
+        adapter: spawned_trivial::adapter,
         files: false,
-    },
-    Pair {
-        name: "unordered_try_map_sum",
-        hand_written: trivial::try_map_sum_buffer_unordered,
-        adapter: trivial::try_map_sum_unordered_adapter,
-        files: false,
-    },
-    Pair {
-        name: "concurrent_for_each",
-        hand_written: trivial::for_each_try_for_each_concurrent,
-        adapter: trivial::for_each_adapter,
-        files: false,
-    },
-];
+    });
+    trios
+}
 
 /// One run of a tokio workload on the given runtime; returns a checksum.
 type TokioWorkload = fn(&tokio::runtime::Runtime, &Fixture) -> u64;
@@ -183,6 +210,24 @@ mod trivial {
         })
     }
 
+    pub fn try_map_sum_fair(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let mut values = pin!(fair::try_map_concurrent(
+                stream::iter(black_box(&fixture.items).iter().copied()),
+                LIMIT,
+                acquire,
+                release,
+                async |resource: &mut Resource| body(resource).await,
+            ));
+            let mut sum = 0;
+            while let Some(value) = values.next().await {
+                let value: Result<u64, Error> = value;
+                sum += value.expect("no item fails");
+            }
+            sum
+        })
+    }
+
     pub fn try_map_sum_adapter(fixture: &Fixture) -> u64 {
         block_on(async {
             let mut values = pin!(
@@ -210,6 +255,24 @@ mod trivial {
             );
             let mut sum = 0;
             while let Some(value) = values.next().await {
+                sum += value.expect("no item fails");
+            }
+            sum
+        })
+    }
+
+    pub fn try_map_sum_unordered_fair(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let mut values = pin!(fair::try_map_unordered(
+                stream::iter(black_box(&fixture.items).iter().copied()),
+                LIMIT,
+                acquire,
+                release,
+                async |resource: &mut Resource| body(resource).await,
+            ));
+            let mut sum = 0;
+            while let Some(value) = values.next().await {
+                let value: Result<u64, Error> = value;
                 sum += value.expect("no item fails");
             }
             sum
@@ -250,6 +313,25 @@ mod trivial {
                 })
                 .await
                 .expect("no item fails");
+            sum.get()
+        })
+    }
+
+    pub fn for_each_fair(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let sum = Cell::new(0);
+            fair::for_each_concurrent(
+                stream::iter(black_box(&fixture.items).iter().copied()),
+                LIMIT,
+                acquire,
+                release,
+                async |resource: &mut Resource| {
+                    body(resource).await.map(|value| sum.set(sum.get() + value))
+                },
+            )
+            .await
+            .map_err(|error: fair::Failures<Error>| error)
+            .expect("no item fails");
             sum.get()
         })
     }
@@ -497,7 +579,11 @@ mod slow_head {
 #[cfg(feature = "tokio")]
 struct SpawnedWorkload {
     name: &'static str,
+    /// The naive baseline.
     join_set: TokioWorkload,
+    /// The fair baseline: `fair::for_each_spawned`.
+    fair: TokioWorkload,
+    /// The adapter.
     spawned: TokioWorkload,
     concurrent: TokioWorkload,
     sample_size: usize,
@@ -510,6 +596,7 @@ const SPAWNED_WORKLOADS: &[SpawnedWorkload] = &[
     SpawnedWorkload {
         name: "tokio_spawned_io_for_each",
         join_set: spawned::join_set::<false>,
+        fair: spawned::fair::<false>,
         spawned: spawned::spawned::<false>,
         concurrent: spawned::concurrent::<false>,
         // About 50-100 ms per run: 400 items, 8 at a time, 1 ms (one timer
@@ -520,6 +607,7 @@ const SPAWNED_WORKLOADS: &[SpawnedWorkload] = &[
     SpawnedWorkload {
         name: "tokio_spawned_cpu_for_each",
         join_set: spawned::join_set::<true>,
+        fair: spawned::fair::<true>,
         spawned: spawned::spawned::<true>,
         concurrent: spawned::concurrent::<true>,
         // About 10-20 ms per run: 400 items of 50 µs on one or two threads.
@@ -637,6 +725,30 @@ mod spawned {
         })
     }
 
+    /// The fair baseline: `JoinSet` + `Semaphore(8)` with the adapter's
+    /// guarantees (`fair::for_each_spawned`).
+    pub fn fair<const CPU: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
+        runtime.block_on(async {
+            let sum = Arc::new(AtomicU64::new(0));
+            let total = Arc::clone(&sum);
+            let done: Result<(), fair::Failures<ScopedError<Fail, Fail, Fail>>> =
+                fair::for_each_spawned(
+                    stream::iter(items(fixture).iter().copied()),
+                    LIMIT,
+                    acquire,
+                    release,
+                    async move |resource: &mut Resource| {
+                        body::<CPU>(resource)
+                            .await
+                            .map(|value| total.fetch_add(value, Ordering::Relaxed))
+                    },
+                )
+                .await;
+            done.expect("no item fails");
+            sum.load(Ordering::Relaxed)
+        })
+    }
+
     /// `for_each_scoped_spawned(8, ..)`: each item's scope a task of `runtime`.
     pub fn spawned<const CPU: bool>(runtime: &tokio::runtime::Runtime, fixture: &Fixture) -> u64 {
         runtime.block_on(async {
@@ -685,14 +797,129 @@ mod spawned {
     }
 }
 
+/// `spawned_for_each`: `for_each_scoped_spawned(8, ..)` on the trivial
+/// resource, against `JoinSet` + `Semaphore(8)` (naive: stop at the first
+/// error) and `fair::for_each_spawned`, on a current-thread runtime (one per
+/// thread, built by the uncounted warm-up), so that the tasks run inside
+/// `callgrind_measured` and callgrind counts them.
+#[cfg(feature = "tokio")]
+mod spawned_trivial {
+    use tokio::sync::Semaphore;
+    use tokio::task::JoinSet;
+
+    use super::*;
+    use common::trivial::{acquire, body, release};
+
+    type Error = ScopedError<Fail, Fail, Fail>;
+
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a tokio runtime");
+    }
+
+    pub fn join_set(fixture: &Fixture) -> u64 {
+        RUNTIME.with(|runtime| {
+            runtime.block_on(async {
+                let sum = Arc::new(AtomicU64::new(0));
+                let permits = Arc::new(Semaphore::new(LIMIT));
+                let mut tasks = JoinSet::new();
+                let mut first_error = None;
+                for &item in black_box(&fixture.items) {
+                    let permit = Arc::clone(&permits)
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    let sum = Arc::clone(&sum);
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        let mut resource = acquire(item).await?;
+                        let used = body(&mut resource)
+                            .await
+                            .map(|value| sum.fetch_add(value, Ordering::Relaxed));
+                        let released = release(resource).await;
+                        used?;
+                        released
+                    });
+                    while let Some(finished) = tasks.try_join_next() {
+                        if let Err(error) = finished.expect("no task panics") {
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                    if first_error.is_some() {
+                        break;
+                    }
+                }
+                while let Some(finished) = tasks.join_next().await {
+                    if let Err(error) = finished.expect("no task panics") {
+                        first_error.get_or_insert(error);
+                    }
+                }
+                assert!(first_error.is_none(), "no item fails");
+                sum.load(Ordering::Relaxed)
+            })
+        })
+    }
+
+    pub fn fair(fixture: &Fixture) -> u64 {
+        RUNTIME.with(|runtime| {
+            runtime.block_on(async {
+                let sum = Arc::new(AtomicU64::new(0));
+                let total = Arc::clone(&sum);
+                let done: Result<(), fair::Failures<Error>> = fair::for_each_spawned(
+                    stream::iter(black_box(&fixture.items).iter().copied()),
+                    LIMIT,
+                    acquire,
+                    release,
+                    async move |resource: &mut Resource| {
+                        body(resource)
+                            .await
+                            .map(|value| total.fetch_add(value, Ordering::Relaxed))
+                    },
+                )
+                .await;
+                done.expect("no item fails");
+                sum.load(Ordering::Relaxed)
+            })
+        })
+    }
+
+    pub fn adapter(fixture: &Fixture) -> u64 {
+        RUNTIME.with(|runtime| {
+            runtime.block_on(async {
+                let sum = Arc::new(AtomicU64::new(0));
+                let total = Arc::clone(&sum);
+                let done: Result<(), Failures<Error>> =
+                    stream::iter(black_box(&fixture.items).iter().copied())
+                        .for_each_scoped_spawned(
+                            LIMIT,
+                            async_bracket(acquire).release(release),
+                            async move |resource: &mut Resource| {
+                                body(resource)
+                                    .await
+                                    .map(|value| total.fetch_add(value, Ordering::Relaxed))
+                            },
+                        )
+                        .await;
+                done.expect("no item fails");
+                sum.load(Ordering::Relaxed)
+            })
+        })
+    }
+}
+
 /// Criterion over the spawned workloads: one group each, with the functions
 /// `join_set`, `spawned` and `concurrent`, after checking that they agree.
 #[cfg(feature = "tokio")]
 fn spawned_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, fixture: &Fixture) {
     for workload in SPAWNED_WORKLOADS {
-        let variants: [(&str, TokioWorkload); 3] = [
-            ("join_set", workload.join_set),
-            ("spawned", workload.spawned),
+        // naive: `JoinSet` + `Semaphore`; fair: the same with the adapter's
+        // guarantees; adapter: `for_each_scoped_spawned`; concurrent:
+        // `for_each_scoped_concurrent`, for reference.
+        let variants: [(&str, TokioWorkload); 4] = [
+            ("naive", workload.join_set),
+            ("fair", workload.fair),
+            ("adapter", workload.spawned),
             ("concurrent", workload.concurrent),
         ];
         let expected = (workload.join_set)(runtime, fixture);
@@ -700,7 +927,7 @@ fn spawned_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, fixture
             assert_eq!(
                 run(runtime, fixture),
                 expected,
-                "{}: {variant} disagrees with join_set",
+                "{}: {variant} disagrees with the naive JoinSet",
                 workload.name
             );
         }
@@ -732,5 +959,5 @@ fn main() {
             );
         }
     }
-    common::main(PAIRS, tokio_benches);
+    common::main(&trios(), tokio_benches);
 }

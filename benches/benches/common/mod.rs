@@ -2,11 +2,13 @@
 //! `concurrent_adapters`), each of which includes it with `mod common;`, and
 //! the trivial resource of their `trivial_*`, `stream_*` and executor workloads.
 //!
-//! A bench declares its workloads as a table of [`Pair`]s and hands it to
-//! [`main`], which either runs criterion over them or, with
-//! `LOOPSCOPE_CALLGRIND=<workload>/<variant>` (or `list`), runs one variant
-//! under [`callgrind_measured`] for `benches/callgrind.sh` (see the top of
-//! `benches/benches/sync_adapters.rs`).
+//! A bench declares its workloads as a table of [`Trio`]s (naive, fair,
+//! adapter) and hands it to [`main`], which either runs criterion over them
+//! (one group per trio), or, with `LOOPSCOPE_CALLGRIND=<workload>/<variant>`
+//! (or `list`), runs one variant under [`callgrind_measured`] for
+//! `benches/callgrind.sh` (see the top of `benches/benches/sync_adapters.rs`),
+//! or, with `LOOPSCOPE_INTERLEAVE=<rounds>`, times the variants interleaved and
+//! prints their medians in ns per item ([`interleaved`]).
 //!
 //! Every bench compiles this module on its own, and none uses all of it: the
 //! items only some benches use carry `#[allow(dead_code)]`, each with the reason.
@@ -14,7 +16,7 @@
 use std::hint::black_box;
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use tempfile::TempDir;
@@ -66,10 +68,20 @@ impl Fixture {
 /// One run of a workload (all of its items); returns a checksum.
 pub type Workload = fn(&Fixture) -> u64;
 
-/// A workload: the hand-written code and the adapter doing the same work.
-pub struct Pair {
+/// A workload, three ways, doing the same work on the same input:
+///
+/// - `naive`: the plain loop, the body inline (`for`, `while let`, `then`,
+///   `buffered`, `try_for_each_concurrent`): what the adapter's guarantees
+///   cost;
+/// - `fair`: the same closures with the same guarantees, by hand
+///   (`loopscope_benches::fair`): what the adapter itself costs. `None` where
+///   the fair loop is the naive one (the sync adapters: a `for` loop calling
+///   the same functions);
+/// - `adapter`: the loopscope adapter.
+pub struct Trio {
     pub name: &'static str,
-    pub hand_written: Workload,
+    pub naive: Workload,
+    pub fair: Option<Workload>,
     pub adapter: Workload,
     /// Whether the workload reads the fixture's files (`files_*`,
     /// `stream_files_*`): the fixture then creates them, and criterion takes
@@ -77,8 +89,49 @@ pub struct Pair {
     pub files: bool,
 }
 
-/// One criterion group `name` with the functions `hand_written` and `adapter`,
-/// after checking that they agree: the same work, the same result.
+impl Trio {
+    /// The variants, by name: `naive`, `fair` (if any), `adapter`.
+    pub fn variants(&self) -> Vec<(&'static str, Workload)> {
+        let mut variants = vec![("naive", self.naive)];
+        if let Some(fair) = self.fair {
+            variants.push(("fair", fair));
+        }
+        variants.push(("adapter", self.adapter));
+        variants
+    }
+}
+
+/// One criterion group `name` with the given functions, after checking that
+/// they agree: the same work, the same result. Criterion measures them one
+/// after the other; `LOOPSCOPE_INTERLEAVE` (see [`interleaved`]) alternates
+/// them.
+pub fn bench_group(
+    c: &mut Criterion,
+    name: &str,
+    sample_size: usize,
+    measurement_time: Duration,
+    variants: &[(&str, &dyn Fn() -> u64)],
+) {
+    let expected = (variants[0].1)();
+    for (variant, run) in variants {
+        assert_eq!(run(), expected, "{name}: {variant} disagrees");
+    }
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(ITEMS as u64));
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(sample_size)
+        .measurement_time(measurement_time);
+    for (variant, run) in variants {
+        group.bench_function(*variant, |b| b.iter(run));
+    }
+    group.finish();
+}
+
+/// [`bench_group`] with two functions, `hand_written` and `adapter` (the
+/// tokio workloads against `JoinSet` + `Semaphore`).
+// Only `concurrent_adapters` has such pairs.
+#[allow(dead_code)]
 pub fn bench_pair(
     c: &mut Criterion,
     name: &str,
@@ -87,41 +140,41 @@ pub fn bench_pair(
     hand_written: impl Fn() -> u64,
     adapter: impl Fn() -> u64,
 ) {
-    assert_eq!(
-        hand_written(),
-        adapter(),
-        "{name}: the two variants disagree"
+    bench_group(
+        c,
+        name,
+        sample_size,
+        measurement_time,
+        &[("hand_written", &hand_written), ("adapter", &adapter)],
     );
-    let mut group = c.benchmark_group(name);
-    group.throughput(Throughput::Elements(ITEMS as u64));
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .sample_size(sample_size)
-        .measurement_time(measurement_time);
-    group.bench_function("hand_written", |b| b.iter(&hand_written));
-    group.bench_function("adapter", |b| b.iter(&adapter));
-    group.finish();
 }
 
-/// Criterion over `pairs`, on one fixture (with the files only if a pair reads
+/// Criterion over `trios`, on one fixture (with the files only if a trio reads
 /// them).
-fn benches(c: &mut Criterion, pairs: &[Pair], fixture: &Fixture) {
-    for pair in pairs {
+fn benches(c: &mut Criterion, trios: &[Trio], fixture: &Fixture) {
+    for trio in trios {
         // A run over the files is milliseconds of system calls: fewer, longer
-        // samples.
-        let (sample_size, measurement_time) = if pair.files {
+        // samples; a run of tens of milliseconds (the sockets), the fewest
+        // criterion takes.
+        let start = Instant::now();
+        black_box((trio.naive)(fixture));
+        let (sample_size, measurement_time) = if start.elapsed() > Duration::from_millis(10) {
+            (10, Duration::from_secs(5))
+        } else if trio.files {
             (30, Duration::from_secs(4))
         } else {
             (100, Duration::from_secs(3))
         };
-        bench_pair(
-            c,
-            pair.name,
-            sample_size,
-            measurement_time,
-            || (pair.hand_written)(black_box(fixture)),
-            || (pair.adapter)(black_box(fixture)),
-        );
+        let runs: Vec<_> = trio
+            .variants()
+            .into_iter()
+            .map(|(variant, workload)| (variant, move || workload(black_box(fixture))))
+            .collect();
+        let variants: Vec<(&str, &dyn Fn() -> u64)> = runs
+            .iter()
+            .map(|(variant, run)| (*variant, run as &dyn Fn() -> u64))
+            .collect();
+        bench_group(c, trio.name, sample_size, measurement_time, &variants);
     }
 }
 
@@ -137,31 +190,35 @@ pub fn callgrind_measured(workload: Workload, fixture: &Fixture, reps: u32) -> u
     checksum
 }
 
-/// `LOOPSCOPE_CALLGRIND=<workload>/<variant>` or `list`.
-fn callgrind_mode(spec: &str, pairs: &[Pair]) {
+/// `LOOPSCOPE_CALLGRIND=<workload>/<variant>`, or `list`: one line per
+/// workload, its name and its variants (`naive,fair,adapter`, or
+/// `naive,adapter` where the fair loop is the naive one).
+fn callgrind_mode(spec: &str, trios: &[Trio]) {
     if spec == "list" {
-        for pair in pairs {
-            println!("{}", pair.name);
+        for trio in trios {
+            let variants: Vec<_> = trio.variants().iter().map(|(name, _)| *name).collect();
+            println!("{} {}", trio.name, variants.join(","));
         }
         return;
     }
     let (name, variant) = spec
         .split_once('/')
         .unwrap_or_else(|| panic!("LOOPSCOPE_CALLGRIND={spec}: expected <workload>/<variant>"));
-    let pair = pairs
+    let trio = trios
         .iter()
-        .find(|pair| pair.name == name)
+        .find(|trio| trio.name == name)
         .unwrap_or_else(|| panic!("no workload {name:?}; try LOOPSCOPE_CALLGRIND=list"));
-    let workload = match variant {
-        "hand_written" => pair.hand_written,
-        "adapter" => pair.adapter,
-        _ => panic!("no variant {variant:?}: expected hand_written or adapter"),
-    };
+    let workload = trio
+        .variants()
+        .into_iter()
+        .find(|(candidate, _)| *candidate == variant)
+        .unwrap_or_else(|| panic!("{name}: no variant {variant:?}"))
+        .1;
     let reps = match std::env::var("LOOPSCOPE_CALLGRIND_REPS") {
         Ok(reps) => reps.parse().expect("LOOPSCOPE_CALLGRIND_REPS: a number"),
         Err(_) => 10,
     };
-    let fixture = Fixture::new(pair.files).expect("create the temporary files");
+    let fixture = Fixture::new(trio.files).expect("create the temporary files");
     // Warm-up, not counted: lazy one-time initialisation (in the async benches,
     // the executor's thread-local waker), first allocations.
     let expected = workload(&fixture);
@@ -176,18 +233,107 @@ pub fn callgrind_spec() -> Option<String> {
     std::env::var("LOOPSCOPE_CALLGRIND").ok()
 }
 
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+/// `LOOPSCOPE_INTERLEAVE=<rounds>` (and `LOOPSCOPE_ONLY=<substring>` to pick
+/// workloads): time in ns per item, the variants interleaved. Each round times
+/// one batch of runs of every variant of a workload, in an order that rotates
+/// from round to round, so that a slow spell of the shared machine falls on
+/// all of them alike; a batch is as many runs as take about 2 ms (at least
+/// one). Prints, per workload, the median over the rounds of each variant in
+/// ns per item, the ratio adapter / fair (or / naive), and the overhead
+/// adapter − naive in ns per item.
+pub fn interleaved(trios: &[Trio], rounds: usize) {
+    let only = std::env::var("LOOPSCOPE_ONLY").unwrap_or_default();
+    println!(
+        "{:<32} {:>10} {:>10} {:>10} {:>10} {:>12}   (ns per item, medians of {rounds} interleaved rounds)",
+        "workload", "naive", "fair", "adapter", "/fair", "-naive ns"
+    );
+    for trio in trios
+        .iter()
+        .filter(|trio| trio.name.contains(only.as_str()))
+    {
+        let fixture = Fixture::new(trio.files).expect("create the temporary files");
+        let variants = trio.variants();
+        let expected = (variants[0].1)(&fixture);
+        // Warm-up, and the batch size from the slowest variant.
+        let mut slowest = Duration::ZERO;
+        for (name, workload) in &variants {
+            let start = Instant::now();
+            assert_eq!(
+                workload(&fixture),
+                expected,
+                "{}: {name} disagrees",
+                trio.name
+            );
+            slowest = slowest.max(start.elapsed());
+        }
+        let batch = (Duration::from_millis(2).as_nanos() / slowest.as_nanos().max(1)).max(1) as u32;
+        let mut samples = vec![Vec::with_capacity(rounds); variants.len()];
+        for round in 0..rounds {
+            for k in 0..variants.len() {
+                let v = (round + k) % variants.len();
+                let workload = variants[v].1;
+                let start = Instant::now();
+                for _ in 0..batch {
+                    black_box(workload(black_box(&fixture)));
+                }
+                let ns = start.elapsed().as_nanos() as f64 / f64::from(batch) / ITEMS as f64;
+                samples[v].push(ns);
+            }
+        }
+        let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+        let naive = medians[0];
+        let adapter = medians[medians.len() - 1];
+        let fair = if medians.len() == 3 {
+            Some(medians[1])
+        } else {
+            None
+        };
+        let against = fair.unwrap_or(naive);
+        println!(
+            "{:<32} {:>10.2} {:>10} {:>10.2} {:>10.3} {:>+12.2}",
+            trio.name,
+            naive,
+            fair.map_or("=naive".to_string(), |fair| format!("{fair:.2}")),
+            adapter,
+            adapter / against,
+            adapter - naive,
+        );
+    }
+}
+
 /// A bench's `main`: with `LOOPSCOPE_CALLGRIND` set, the instruction-counting
-/// mode over `pairs`; otherwise criterion over `pairs`, then `more` (the
-/// bench's other criterion groups) on the same fixture.
-pub fn main(pairs: &[Pair], more: impl FnOnce(&mut Criterion, &Fixture)) {
+/// mode over `trios`; with `LOOPSCOPE_INTERLEAVE`, the interleaved timing;
+/// otherwise criterion over `trios`, then `more` (the bench's other criterion
+/// groups) on the same fixture.
+pub fn main(trios: &[Trio], more: impl FnOnce(&mut Criterion, &Fixture)) {
     if let Some(spec) = callgrind_spec() {
-        callgrind_mode(&spec, pairs);
+        callgrind_mode(&spec, trios);
+        return;
+    }
+    if let Ok(rounds) = std::env::var("LOOPSCOPE_INTERLEAVE") {
+        interleaved(
+            trios,
+            rounds
+                .parse()
+                .expect("LOOPSCOPE_INTERLEAVE: a number of rounds"),
+        );
         return;
     }
     let mut criterion = Criterion::default().configure_from_args();
-    let files = pairs.iter().any(|pair| pair.files);
+    let files = trios.iter().any(|trio| trio.files);
     let fixture = Fixture::new(files).expect("create the temporary files");
-    benches(&mut criterion, pairs, &fixture);
+    benches(&mut criterion, trios, &fixture);
     more(&mut criterion, &fixture);
     criterion.final_summary();
 }
