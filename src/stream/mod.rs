@@ -2,10 +2,12 @@
 
 mod cancel;
 mod concurrent;
+mod release_path;
 mod scope;
 #[cfg(feature = "tokio")]
 mod spawned;
 mod try_map_scoped;
+mod unwind;
 
 mod scoped_stream;
 
@@ -16,9 +18,11 @@ use futures_util::{Stream, StreamExt as _};
 
 use self::cancel::{Engine, Local};
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::scope::{by_release, scope};
+use self::release_path::{ReleaseIsDrop, by_release, either_by_release};
+use self::scope::scope;
 pub use self::scoped_stream::{ScopedStream, TryCollectAll};
 use self::try_map_scoped::TryMapScoped;
+use self::unwind::DropOnUnwind;
 use crate::{AsyncAcquire, Failures, ScopedError};
 #[cfg(feature = "tokio")]
 use crate::{SpawnAcquire, SpawnBody};
@@ -129,7 +133,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     {
         macro_rules! run {
             ($path:ident) => {
-                async move {
+                DropOnUnwind::new(async move {
                     let mut stream = pin!(self);
                     let mut index = 0;
                     loop {
@@ -143,10 +147,10 @@ pub trait ScopedStreamExt: Stream + Sized {
                         index += 1;
                     }
                     Ok(())
-                }
+                })
             };
         }
-        by_release!(A::RELEASE_IS_DROP, run)
+        by_release!(ReleaseIsDrop<A, Self::Item>, run)
     }
 
     /// Folds the items into an accumulator, each through its own async scope:
@@ -213,7 +217,7 @@ pub trait ScopedStreamExt: Stream + Sized {
     {
         macro_rules! run {
             ($path:ident) => {
-                async move {
+                DropOnUnwind::new(async move {
                     let mut stream = pin!(self);
                     let mut accumulator = init;
                     let mut index = 0;
@@ -224,16 +228,15 @@ pub trait ScopedStreamExt: Stream + Sized {
                         // This item's body: the copy of `body`, given the
                         // accumulator, called once by the scope.
                         let (body, previous) = (body.clone(), accumulator);
-                        let step =
-                            async move |resource: &mut A::Resource| body(previous, resource).await;
+                        let step = move |resource| body(previous, resource);
                         accumulator = scope!($path, acquire, step, item, index)?;
                         index += 1;
                     }
                     Ok(accumulator)
-                }
+                })
             };
         }
-        by_release!(A::RELEASE_IS_DROP, run)
+        by_release!(ReleaseIsDrop<A, Self::Item>, run)
     }
 
     /// Maps each item through its own async scope: every item acquires one
@@ -296,7 +299,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                 })
             };
         }
-        by_release!(A::RELEASE_IS_DROP, build)
+        by_release!(ReleaseIsDrop<A, Self::Item>, build)
     }
 
     /// Like [`for_each_scoped`](Self::for_each_scoped), but runs up to `limit`
@@ -419,7 +422,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                 }
             };
         }
-        by_release!(A::RELEASE_IS_DROP, run)
+        by_release!(ReleaseIsDrop<A, Self::Item>, run)
     }
 
     /// Like [`try_map_scoped`](Self::try_map_scoped), but runs up to `limit`
@@ -806,5 +809,5 @@ where
             })
         };
     }
-    by_release!(A::RELEASE_IS_DROP, build)
+    either_by_release!(ReleaseIsDrop<A, St::Item>, build)
 }

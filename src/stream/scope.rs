@@ -65,18 +65,8 @@ macro_rules! call_release_after_panic {
 
 /// Drops the resource of a body that panicked — its release — once the
 /// unwinding is over, catching a panic of its `Drop` (which during the
-/// unwinding would abort the process), then resumes the body's panic.
-#[cfg(not(feature = "tracing"))]
-#[cold]
-pub(crate) fn drop_after_panic<R>(resource: R, panic: Box<dyn core::any::Any + Send>) -> ! {
-    drop(std::panic::catch_unwind(AssertUnwindSafe(move || {
-        drop(resource)
-    })));
-    std::panic::resume_unwind(panic)
-}
-
-/// Drops the resource of a body that panicked, as the plain version does, and
-/// reports both in the item's `span`.
+/// unwinding would abort the process), reports both in the item's `span`,
+/// then resumes the body's panic (feature `tracing`: see `body_by_drop!`).
 #[cfg(feature = "tracing")]
 #[cold]
 pub(crate) fn drop_after_panic<R>(
@@ -93,14 +83,7 @@ pub(crate) fn drop_after_panic<R>(
     std::panic::resume_unwind(panic)
 }
 
-/// `drop_after_panic(resource, panic)`, given the item's span and index with
-/// the `tracing` feature.
-#[cfg(not(feature = "tracing"))]
-macro_rules! call_drop_after_panic {
-    ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
-        $crate::stream::scope::drop_after_panic($resource, $panic)
-    };
-}
+/// `drop_after_panic(resource, panic, span, index)` (feature `tracing`).
 #[cfg(feature = "tracing")]
 macro_rules! call_drop_after_panic {
     ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
@@ -115,14 +98,15 @@ macro_rules! call_drop_after_panic {
 /// after the release. Evaluates to the item's `Result`.
 ///
 /// Two forms, chosen once per adapter by [`AsyncAcquire::RELEASE_IS_DROP`]
-/// (see [`by_release!`]), so that each adapter's state machine holds only the
-/// path it runs:
+/// (see `release_path::by_release!`), so that each adapter's state machine
+/// holds only the path it runs:
 ///
 /// - `scope!(by_drop, ..)`, for a release that is only `Drop`: the resource is a
-///   plain local, which cancellation drops — its release. The body runs under
-///   `catch_unwind`, so that the resource is dropped after the body's panic has
-///   stopped unwinding: a `Drop` that panicked during the unwinding would abort
-///   the process.
+///   plain local, which cancellation drops — its release. A body's panic is
+///   not caught here: the adapter drops the scope's future, resource and all,
+///   under `catch_unwind` once the panic is out of its `poll`
+///   ([`body_by_drop!`]). Without `$cancel`, every error is returned from the
+///   adapter's `async` block at once, as `?` would ([`fail!`]).
 /// - `scope!(guarded, ..)`, for an async release: the resource is guarded, so
 ///   that a cancelled scope hands it to [`AsyncAcquire::release_on_cancel`]; the body
 ///   runs under `catch_unwind`, so that its panic waits for the awaited release.
@@ -160,8 +144,10 @@ macro_rules! call_drop_after_panic {
 /// unchanged), and the scope compiles as it did before: the benches' instruction
 /// counts are the same to the instruction.
 macro_rules! scope {
-    (by_drop, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {
-        'scope: {
+    (by_drop, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {{
+        // Without `$cancel` every exit is a `return` (see `fail!`).
+        #[allow(unused_labels)]
+        let scoped = 'scope: {
             $crate::trace::item_span!(span, $index);
             $(
                 if $cancel.is_cancelled() {
@@ -191,31 +177,22 @@ macro_rules! scope {
                     Err(source) => {
                         $crate::trace::acquire_failed!(span, $index);
                         $( $cancel.failed($index); )?
-                        break 'scope Err($crate::ScopedError::Acquire {
+                        $crate::stream::scope::fail!('scope, $crate::ScopedError::Acquire {
                             index: $index,
                             source,
-                        });
+                        } $(, $cancel)?);
                     }
                 }
             };
             $crate::trace::acquired!(span);
             let used = {
-                // The body's panic is caught so that the resource is dropped
-                // after the unwinding, not during it: a `Drop` that panicked
-                // then would abort the process.
-                let used = ::futures_util::FutureExt::catch_unwind(
-                    ::std::panic::AssertUnwindSafe($crate::stream::scope::raced!(
+                let used = $crate::stream::scope::body_by_drop!(
+                    $crate::stream::scope::raced!(
                         $crate::trace::instrument!(span, ($body)(&mut resource))
                         $(, $cancel)?
-                    )),
-                )
-                .await;
-                let used = match used {
-                    Ok(used) => used,
-                    Err(panic) => $crate::stream::scope::call_drop_after_panic!(
-                        span, $index, resource, panic
                     ),
-                };
+                    span, $index, resource $(, $cancel)?
+                );
                 $(
                     let Ok(used) = used else {
                         $crate::trace::drop_released!(span, resource, $crate::Outcome::Cancelled);
@@ -236,15 +213,16 @@ macro_rules! scope {
                     $crate::trace::body_failed!(span, $index);
                     $( $cancel.failed($index); )?
                     $crate::trace::drop_released!(span, resource, $crate::Outcome::Failed);
-                    Err($crate::ScopedError::Use {
+                    $crate::stream::scope::fail!('scope, $crate::ScopedError::Use {
                         index: $index,
                         source,
                         release: None,
-                    })
+                    } $(, $cancel)?)
                 }
             }
-        }
-    };
+        };
+        scoped
+    }};
     (guarded, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {
         'scope: {
             $crate::trace::item_span!(span, $index);
@@ -353,6 +331,51 @@ macro_rules! scope {
     };
 }
 
+/// The body's future `$body` of a `by_drop` scope, awaited: evaluates to its
+/// output.
+///
+/// A `Drop` that panics while a panic unwinds aborts the process, so the
+/// resource must not be dropped during the body's unwinding — and it is not,
+/// since the resource lives in the scope's future, not on the stack. The
+/// adapter drops that future, resource and all, once the body's panic is out
+/// of its `poll`, under `catch_unwind`: a sequential adapter while the panic
+/// unwinds through it (`unwind::DropOnUnwind`), a concurrent one in the slot
+/// that caught it (`concurrent::Slot`). So the scope itself catches nothing,
+/// which saves a `catch_unwind` around every poll of every body — except with
+/// the `tracing` feature, which catches the panic to report it and the drop.
+#[cfg(not(feature = "tracing"))]
+macro_rules! body_by_drop {
+    ($body:expr, $span:ident, $index:expr, $resource:ident $(, $cancel:ident)?) => {
+        $body.await
+    };
+}
+#[cfg(feature = "tracing")]
+macro_rules! body_by_drop {
+    ($body:expr, $span:ident, $index:expr, $resource:ident $(, $cancel:ident)?) => {
+        match ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe($body)).await {
+            Ok(used) => used,
+            Err(panic) => {
+                $crate::stream::scope::call_drop_after_panic!($span, $index, $resource, panic)
+            }
+        }
+    };
+}
+
+/// Ends a scope with the error `$error`. A concurrent item's scope (`$cancel`
+/// given) breaks out of its block `$scope` with it, to be reported as the
+/// item's result. A sequential scope returns it from the adapter's `async`
+/// block at once, as `?` would — its caller would only pass it on with `?` —
+/// which leaves the scope's value always `Ok`, with nothing for the caller's
+/// `?` to test (three instructions an item).
+macro_rules! fail {
+    ($scope:lifetime, $error:expr) => {
+        return ::core::result::Result::Err($error)
+    };
+    ($scope:lifetime, $error:expr, $cancel:ident) => {
+        break $scope::core::result::Result::Err($error)
+    };
+}
+
 /// `$future`, raced against the cancellation `$cancel` when one is given (a
 /// concurrent adapter's item): an expression, not a `let`, so that the future
 /// is stored once in the scope's state machine (a local moved into an
@@ -367,17 +390,6 @@ macro_rules! raced {
     };
 }
 
-/// Builds an adapter twice — `$build!(by_drop)` and `$build!(guarded)`, where
-/// `$build` is a local macro passing its argument on to [`scope!`] — and keeps
-/// the one that `$release_is_drop` (a constant) selects, as an `Either`: only
-/// that one is ever run, and neither carries the other's states.
-macro_rules! by_release {
-    ($release_is_drop:expr, $build:ident) => {
-        if $release_is_drop {
-            ::futures_util::future::Either::Left($build!(by_drop))
-        } else {
-            ::futures_util::future::Either::Right($build!(guarded))
-        }
-    };
-}
-pub(crate) use {by_release, call_drop_after_panic, call_release_after_panic, raced, scope};
+#[cfg(feature = "tracing")]
+pub(crate) use call_drop_after_panic;
+pub(crate) use {body_by_drop, call_release_after_panic, fail, raced, scope};

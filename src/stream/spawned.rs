@@ -30,7 +30,8 @@ use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use super::ScopedStream;
 use super::cancel::Siblings;
 use super::concurrent::{self, CompletionOrder, InputOrder, Order};
-use super::scope::{AsyncScopeError, by_release, scope};
+use super::release_path::{ReleaseIsDrop, by_release};
+use super::scope::{AsyncScopeError, scope};
 use crate::Failures;
 use crate::spawn::{Sending, SpawnAcquire, SpawnBody, call_body};
 
@@ -164,7 +165,7 @@ where
             )
         };
     }
-    by_release!(A::RELEASE_IS_DROP, build)
+    by_release!(ReleaseIsDrop<A, St::Item>, build)
 }
 
 pub(super) fn for_each<St, A, B, T, EU>(
@@ -212,5 +213,5 @@ where
             }
         }};
     }
-    by_release!(A::RELEASE_IS_DROP, run)
+    by_release!(ReleaseIsDrop<A, St::Item>, run)
 }

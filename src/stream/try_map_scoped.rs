@@ -5,6 +5,8 @@ use core::task::{Context, Poll, ready};
 use futures_util::Stream;
 use pin_project_lite::pin_project;
 
+use super::unwind::Unwinding;
+
 pin_project! {
     /// The stream of [`try_map_scoped`](crate::ScopedStreamExt::try_map_scoped):
     /// one scope — acquire, use, release — per item.
@@ -23,8 +25,6 @@ pin_project! {
         #[pin]
         in_flight: Option<Fut>,
         running: bool,
-        // A body panicked out of `poll_next`: the stream is poisoned.
-        panicked: bool,
         step: S,
         // The position in the input of the next item.
         index: usize,
@@ -37,7 +37,6 @@ impl<St, S, Fut> TryMapScoped<St, S, Fut> {
             stream,
             in_flight: None,
             running: false,
-            panicked: false,
             step,
             index: 0,
         }
@@ -54,10 +53,6 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
-        assert!(
-            !*this.panicked,
-            "`try_map_scoped` polled again after an item's body panicked"
-        );
         if !*this.running {
             let Some(item) = ready!(this.stream.as_mut().poll_next(cx)) else {
                 return Poll::Ready(None);
@@ -68,18 +63,12 @@ where
             this.in_flight.set(Some((this.step)(item, index)));
             *this.running = true;
         }
-        let in_flight = this
-            .in_flight
-            .as_mut()
-            .as_pin_mut()
-            .expect("an item is in flight");
-        // Marked as if the poll panicked, and unmarked once it returns: a body's
-        // panic that resumes out of this poll leaves the stream poisoned, so that
-        // polling it again panics with a clear message rather than polling a
-        // finished future.
-        *this.panicked = true;
-        let polled = in_flight.poll(cx);
-        *this.panicked = false;
+        // A body's panic drops the item's future while it unwinds, resource
+        // and all; polled again, the stream then finds no future in flight.
+        let polled = Unwinding(this.in_flight.as_mut()).poll(
+            cx,
+            "`try_map_scoped` polled again after an item's body panicked",
+        );
         let result = ready!(polled);
         *this.running = false;
         Poll::Ready(Some(result))
