@@ -223,8 +223,10 @@ macro_rules! scope {
         };
         scoped
     }};
-    (guarded, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {
-        'scope: {
+    (guarded, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {{
+        // Without `$cancel` every error exit is a `return` (see `fail!`).
+        #[allow(unused_labels)]
+        let scoped = 'scope: {
             $crate::trace::item_span!(span, $index);
             $(
                 if $cancel.is_cancelled() {
@@ -251,10 +253,10 @@ macro_rules! scope {
                     Err(source) => {
                         $crate::trace::acquire_failed!(span, $index);
                         $( $cancel.failed($index); )?
-                        break 'scope Err($crate::ScopedError::Acquire {
+                        $crate::stream::scope::fail!('scope, $crate::ScopedError::Acquire {
                             index: $index,
                             source,
-                        });
+                        } $(, $cancel)?);
                     }
                 }
             };
@@ -326,9 +328,13 @@ macro_rules! scope {
             )
             .await;
             $crate::trace::released!(span, &released, outcome, $index);
-            $crate::scope::conclude(used, released, $index)
-        }
-    };
+            match $crate::scope::conclude(used, released, $index) {
+                Ok(value) => Ok(value),
+                Err(error) => $crate::stream::scope::fail!('scope, error $(, $cancel)?),
+            }
+        };
+        scoped
+    }};
 }
 
 /// The body's future `$body` of a `by_drop` scope, awaited: evaluates to its
