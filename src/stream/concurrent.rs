@@ -65,10 +65,9 @@ impl<F: Future> Future for Slot<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // A slot is cleared when its set is dropped, or when its future
-        // panics (below): never polled after.
-        let mut this = self.project();
-        let Some(future) = this.future.as_mut().as_pin_mut() else {
+        // A slot is cleared only when its set is dropped: never polled after.
+        let this = self.project();
+        let Some(future) = this.future.as_pin_mut() else {
             return Poll::Pending;
         };
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
@@ -82,14 +81,7 @@ impl<F: Future> Future for Slot<F> {
                 }
                 Poll::Pending
             }
-            Err(panic) => {
-                // The item's future goes now, resource and all: a scope
-                // released by `Drop` leaves its resource to this drop, outside
-                // the unwinding (`scope::body_by_drop`). A panic of that drop
-                // is dropped: the body's is the one that resumes.
-                drop(clear_cold(this.future));
-                Poll::Ready(Err((*this.index, panic)))
-            }
+            Err(panic) => Poll::Ready(Err((*this.index, panic))),
         }
     }
 }
@@ -112,16 +104,9 @@ impl<F> Slot<F> {
 
     /// Drops the future, and returns the panic of its drop, if any.
     fn clear(self: Pin<&mut Self>) -> Option<Panic> {
-        clear_cold(self.project().future)
+        let mut future = self.project().future;
+        catch_unwind(AssertUnwindSafe(|| future.set(None))).err()
     }
-}
-
-/// Drops the future in `future`, and returns the panic of its drop, if any.
-/// Out of line: only a panic or the end of the set calls it.
-#[cold]
-#[inline(never)]
-fn clear_cold<F>(mut future: Pin<&mut Option<F>>) -> Option<Panic> {
-    catch_unwind(AssertUnwindSafe(|| future.set(None))).err()
 }
 
 /// Drops every slot of `slots` on its own, then resumes the first panic of

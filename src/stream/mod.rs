@@ -18,7 +18,7 @@ use futures_util::{Stream, StreamExt as _};
 
 use self::cancel::{Engine, Local};
 use self::concurrent::{CompletionOrder, InputOrder, Order};
-use self::release_path::{ReleaseIsDrop, by_release, either_by_release};
+use self::release_path::{ReleaseIsDrop, by_release};
 use self::scope::scope;
 pub use self::scoped_stream::{ScopedStream, TryCollectAll};
 use self::try_map_scoped::TryMapScoped;
@@ -392,37 +392,30 @@ pub trait ScopedStreamExt: Stream + Sized {
         B: AsyncFnOnce(&mut A::Resource) -> Result<T, EU> + Clone,
     {
         let limit = concurrent::limit(limit);
-        macro_rules! run {
-            ($path:ident) => {
-                async move {
-                    let start = |item, index| {
-                        let (acquire, body) = (&acquire, &body);
-                        let cancel = Engine;
-                        async move {
-                            scope!($path, *acquire, body.clone(), item, index, cancel: cancel)
-                        }
-                    };
-                    let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _, _>(
-                        self,
-                        limit,
-                        // Fail-fast: the first failing acquire or body cancels
-                        // the others.
-                        Local::fail_fast(),
-                        start
-                    ));
-                    let mut failures = None;
-                    while let Some(finished) = drive.as_mut().next().await {
-                        if let Err(error) = finished {
-                            // Fail-fast also on a failed release.
-                            drive.as_mut().fail(error.index());
-                            Failures::keep(&mut failures, error, drive.first_failure());
-                        }
-                    }
-                    failures.map_or(Ok(()), Err)
-                }
+        async move {
+            let start = |item, index| {
+                let (acquire, body) = (&acquire, &body);
+                let cancel = Engine;
+                async move { scope!(guarded, *acquire, body.clone(), item, index, cancel: cancel) }
             };
+            let mut drive = pin!(concurrent::drive::<CompletionOrder, _, _, _, _>(
+                self,
+                limit,
+                // Fail-fast: the first failing acquire or body cancels
+                // the others.
+                Local::fail_fast(),
+                start
+            ));
+            let mut failures = None;
+            while let Some(finished) = drive.as_mut().next().await {
+                if let Err(error) = finished {
+                    // Fail-fast also on a failed release.
+                    drive.as_mut().fail(error.index());
+                    Failures::keep(&mut failures, error, drive.first_failure());
+                }
+            }
+            failures.map_or(Ok(()), Err)
         }
-        by_release!(ReleaseIsDrop<A, Self::Item>, run)
     }
 
     /// Like [`try_map_scoped`](Self::try_map_scoped), but runs up to `limit`
@@ -798,16 +791,11 @@ where
 {
     // Each item's future owns its copies of the acquire and the body: the
     // futures in flight live in the stream itself, so they cannot borrow from it.
-    macro_rules! build {
-        ($path:ident) => {
-            concurrent::drive::<O, _, _, _, _>(stream, limit, Local::default(), move |item, index| {
-                let (acquire, body) = (acquire.clone(), body.clone());
-                // Not fail-fast (unless collected by `try_collect_all`): an
-                // item's failure is its own result.
-                let cancel = Engine;
-                async move { scope!($path, acquire, body, item, index, cancel: cancel) }
-            })
-        };
-    }
-    either_by_release!(ReleaseIsDrop<A, St::Item>, build)
+    concurrent::drive::<O, _, _, _, _>(stream, limit, Local::default(), move |item, index| {
+        let (acquire, body) = (acquire.clone(), body.clone());
+        // Not fail-fast (unless collected by `try_collect_all`): an
+        // item's failure is its own result.
+        let cancel = Engine;
+        async move { scope!(guarded, acquire, body, item, index, cancel: cancel) }
+    })
 }

@@ -126,19 +126,3 @@ macro_rules! by_release {
     };
 }
 pub(crate) use by_release;
-
-/// [`by_release!`] as a `futures_util` `Either`, dispatched on the variant
-/// rather than on the constant: for the concurrent map, whose `poll_next` is
-/// large, that measures 16 instructions an item fewer than a [`ReleasePath`]
-/// (and the sequential map 6 more: BENCHMARKS.md, "What each special path
-/// buys"), as the optimiser lays the loop out differently.
-macro_rules! either_by_release {
-    ($path:ty, $build:ident) => {
-        if <$path as $crate::stream::release_path::Path>::RELEASE_IS_DROP {
-            ::futures_util::future::Either::Left($build!(by_drop))
-        } else {
-            ::futures_util::future::Either::Right($build!(guarded))
-        }
-    };
-}
-pub(crate) use either_by_release;

@@ -97,17 +97,20 @@ macro_rules! call_drop_after_panic {
 /// the body for this item), and releases it — also when the body panics, in which case the panic resumes
 /// after the release. Evaluates to the item's `Result`.
 ///
-/// Two forms, chosen once per adapter by [`AsyncAcquire::RELEASE_IS_DROP`]
-/// (see `release_path::by_release!`), so that each adapter's state machine
-/// holds only the path it runs:
+/// Two forms:
 ///
-/// - `scope!(by_drop, ..)`, for a release that is only `Drop`: the resource is a
-///   plain local, which cancellation drops — its release. A body's panic is
-///   not caught here: the adapter drops the scope's future, resource and all,
-///   under `catch_unwind` once the panic is out of its `poll`
-///   ([`body_by_drop!`]). Without `$cancel`, every error is returned from the
-///   adapter's `async` block at once, as `?` would ([`fail!`]).
-/// - `scope!(guarded, ..)`, for an async release: the resource is guarded, so
+/// - `scope!(by_drop, ..)`, a sequential adapter's scope when the release is
+///   only `Drop` (chosen by [`AsyncAcquire::RELEASE_IS_DROP`]: see
+///   `release_path::by_release!`): the resource is a plain local, which
+///   cancellation drops — its release. A body's panic is not caught here: the
+///   adapter drops the scope's future, resource and all, under `catch_unwind`
+///   while the panic unwinds out of its `poll` ([`body_by_drop!`]). Every
+///   error is returned from the adapter's `async` block at once, as `?` would
+///   ([`fail!`]). It buys the sequential adapters 18–26 instructions an item
+///   over `guarded` (BENCHMARKS.md); the concurrent ones, none, so they always
+///   use `guarded`.
+/// - `scope!(guarded, ..)`, for an async release, and for every concurrent
+///   item: the resource is guarded, so
 ///   that a cancelled scope hands it to [`AsyncAcquire::release_on_cancel`]; the body
 ///   runs under `catch_unwind`, so that its panic waits for the awaited release.
 ///   If the scope is dropped during the release, the release future is dropped
@@ -144,63 +147,38 @@ macro_rules! call_drop_after_panic {
 /// unchanged), and the scope compiles as it did before: the benches' instruction
 /// counts are the same to the instruction.
 macro_rules! scope {
-    (by_drop, $acquire:expr, $body:expr, $item:expr, $index:expr $(, cancel: $cancel:ident)?) => {{
-        // Without `$cancel` every exit is a `return` (see `fail!`).
+    (by_drop, $acquire:expr, $body:expr, $item:expr, $index:expr) => {{
+        // Every error exit is a `return` (see `fail!`).
         #[allow(unused_labels)]
         let scoped = 'scope: {
             $crate::trace::item_span!(span, $index);
-            $(
-                if $cancel.is_cancelled() {
-                    break 'scope $cancel.cancelled($index, None);
-                }
-            )?
             // Each step's result is unwrapped inside a block, so that its
             // locals end there: a local still in scope at a later `.await`
-            // keeps its own room in the state machine, which is moved (and,
-            // when concurrent, allocated) once per item.
+            // keeps its own room in the state machine.
             let mut resource = {
-                let acquired = $crate::stream::scope::raced!(
-                    $crate::trace::instrument!(
-                        span,
-                        $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
-                    )
-                    $(, $cancel)?
+                let acquired = $crate::trace::instrument!(
+                    span,
+                    $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
                 )
                 .await;
-                $(
-                    let Ok(acquired) = acquired else {
-                        break 'scope $cancel.cancelled($index, None);
-                    };
-                )?
                 match acquired {
                     Ok(resource) => resource,
                     Err(source) => {
                         $crate::trace::acquire_failed!(span, $index);
-                        $( $cancel.failed($index); )?
                         $crate::stream::scope::fail!('scope, $crate::ScopedError::Acquire {
                             index: $index,
                             source,
-                        } $(, $cancel)?);
+                        });
                     }
                 }
             };
             $crate::trace::acquired!(span);
-            let used = {
-                let used = $crate::stream::scope::body_by_drop!(
-                    $crate::stream::scope::raced!(
-                        $crate::trace::instrument!(span, ($body)(&mut resource))
-                        $(, $cancel)?
-                    ),
-                    span, $index, resource $(, $cancel)?
-                );
-                $(
-                    let Ok(used) = used else {
-                        $crate::trace::drop_released!(span, resource, $crate::Outcome::Cancelled);
-                        break 'scope $cancel.cancelled($index, None);
-                    };
-                )?
-                used
-            };
+            let used = $crate::stream::scope::body_by_drop!(
+                $crate::trace::instrument!(span, ($body)(&mut resource)),
+                span,
+                $index,
+                resource
+            );
             // The resource is dropped — released — at the end of this block,
             // before the item's result is reported (with `tracing`, in the
             // arms, so that the `released` event follows the drop).
@@ -211,13 +189,12 @@ macro_rules! scope {
                 }
                 Err(source) => {
                     $crate::trace::body_failed!(span, $index);
-                    $( $cancel.failed($index); )?
                     $crate::trace::drop_released!(span, resource, $crate::Outcome::Failed);
                     $crate::stream::scope::fail!('scope, $crate::ScopedError::Use {
                         index: $index,
                         source,
                         release: None,
-                    } $(, $cancel)?)
+                    })
                 }
             }
         };
@@ -341,23 +318,22 @@ macro_rules! scope {
 /// output.
 ///
 /// A `Drop` that panics while a panic unwinds aborts the process, so the
-/// resource must not be dropped during the body's unwinding — and it is not,
-/// since the resource lives in the scope's future, not on the stack. The
-/// adapter drops that future, resource and all, once the body's panic is out
-/// of its `poll`, under `catch_unwind`: a sequential adapter while the panic
-/// unwinds through it (`unwind::DropOnUnwind`), a concurrent one in the slot
-/// that caught it (`concurrent::Slot`). So the scope itself catches nothing,
-/// which saves a `catch_unwind` around every poll of every body — except with
-/// the `tracing` feature, which catches the panic to report it and the drop.
+/// resource must not be dropped by the unwinding itself — and it is not, since
+/// the resource lives in the scope's future, not on the stack. The sequential
+/// adapter drops that future, resource and all, under `catch_unwind` while the
+/// panic unwinds out of its `poll` (`unwind::DropOnUnwind`). So the scope
+/// itself catches nothing, which saves a `catch_unwind` around every poll of
+/// every body — except with the `tracing` feature, which catches the panic to
+/// report it and the drop.
 #[cfg(not(feature = "tracing"))]
 macro_rules! body_by_drop {
-    ($body:expr, $span:ident, $index:expr, $resource:ident $(, $cancel:ident)?) => {
+    ($body:expr, $span:ident, $index:expr, $resource:ident) => {
         $body.await
     };
 }
 #[cfg(feature = "tracing")]
 macro_rules! body_by_drop {
-    ($body:expr, $span:ident, $index:expr, $resource:ident $(, $cancel:ident)?) => {
+    ($body:expr, $span:ident, $index:expr, $resource:ident) => {
         match ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe($body)).await {
             Ok(used) => used,
             Err(panic) => {
@@ -372,7 +348,7 @@ macro_rules! body_by_drop {
 /// item's result. A sequential scope returns it from the adapter's `async`
 /// block at once, as `?` would — its caller would only pass it on with `?` —
 /// which leaves the scope's value always `Ok`, with nothing for the caller's
-/// `?` to test (three instructions an item).
+/// `?` to test (3–5 instructions an item: BENCHMARKS.md).
 macro_rules! fail {
     ($scope:lifetime, $error:expr) => {
         return ::core::result::Result::Err($error)

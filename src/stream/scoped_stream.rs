@@ -6,8 +6,6 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 
-use futures_util::future::Either;
-
 use super::release_path::{Path, Pinned, ReleasePath};
 use pin_project_lite::pin_project;
 
@@ -220,29 +218,7 @@ where
     }
 }
 
-impl<L, Rt, T, A, U, R> ScopedStream<T, A, U, R> for Either<L, Rt>
-where
-    L: ScopedStream<T, A, U, R>,
-    Rt: ScopedStream<T, A, U, R>,
-{
-    fn stop(self: Pin<&mut Self>) {
-        match self.as_pin_mut() {
-            Either::Left(left) => left.stop(),
-            Either::Right(right) => right.stop(),
-        }
-    }
-
-    fn make_fail_fast(self: Pin<&mut Self>) {
-        match self.as_pin_mut() {
-            Either::Left(left) => left.make_fail_fast(),
-            Either::Right(right) => right.make_fail_fast(),
-        }
-    }
-}
-
 mod sealed {
-    use futures_util::future::Either;
-
     use crate::stream::concurrent::Drive;
     use crate::stream::release_path::ReleasePath;
 
@@ -250,5 +226,4 @@ mod sealed {
 
     impl<St, Set, S, C> Sealed for Drive<St, Set, S, C> {}
     impl<P, D: Sealed, G: Sealed> Sealed for ReleasePath<P, D, G> {}
-    impl<L: Sealed, R: Sealed> Sealed for Either<L, R> {}
 }

@@ -30,7 +30,6 @@ use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 use super::ScopedStream;
 use super::cancel::Siblings;
 use super::concurrent::{self, CompletionOrder, InputOrder, Order};
-use super::release_path::{ReleaseIsDrop, by_release};
 use super::scope::{AsyncScopeError, scope};
 use crate::Failures;
 use crate::spawn::{Sending, SpawnAcquire, SpawnBody, call_body};
@@ -147,25 +146,20 @@ where
     T: Send + 'static,
     EU: Send + 'static,
 {
-    macro_rules! build {
-        ($path:ident) => {
-            spawn_each::<InputOrder, _, _, _>(
-                stream,
-                limit,
-                false,
-                acquire.task_tracker().cloned(),
-                move |item, index, siblings: &Siblings| {
-                    let (acquire, body, siblings) =
-                        (Sending(acquire.clone()), body.clone(), siblings.clone());
-                    async move {
-                        let body = sending_body!(body);
-                        scope!($path, acquire, body, item, index, cancel: siblings)
-                    }
-                },
-            )
-        };
-    }
-    by_release!(ReleaseIsDrop<A, St::Item>, build)
+    spawn_each::<InputOrder, _, _, _>(
+        stream,
+        limit,
+        false,
+        acquire.task_tracker().cloned(),
+        move |item, index, siblings: &Siblings| {
+            let (acquire, body, siblings) =
+                (Sending(acquire.clone()), body.clone(), siblings.clone());
+            async move {
+                let body = sending_body!(body);
+                scope!(guarded, acquire, body, item, index, cancel: siblings)
+            }
+        },
+    )
 }
 
 pub(super) fn for_each<St, A, B, T, EU>(
@@ -184,34 +178,28 @@ where
     B: for<'r> SpawnBody<'r, A::Resource, T, EU> + Clone + Send + Sync + 'static,
     EU: Send + 'static,
 {
-    macro_rules! run {
-        ($path:ident) => {{
-            let tracker = acquire.task_tracker().cloned();
-            // Fail-fast: the task whose acquire or body fails cancels the
-            // others (and the engine pulls no more) before its release.
-            let start = move |item, index, siblings: &Siblings| {
-                let (acquire, body, siblings) =
-                    (Sending(acquire.clone()), body.clone(), siblings.clone());
-                async move {
-                    let body = sending_body!(body, drop);
-                    scope!($path, acquire, body, item, index, cancel: siblings)
-                }
-            };
-            async move {
-                let mut tasks = pin!(spawn_each::<CompletionOrder, _, _, _>(
-                    stream, limit, true, tracker, start
-                ));
-                let mut failures = None;
-                while let Some(finished) = tasks.next().await {
-                    if let Err(error) = finished {
-                        // Fail-fast also on a failed release.
-                        tasks.as_mut().fail(error.index());
-                        Failures::keep(&mut failures, error, tasks.first_failure());
-                    }
-                }
-                failures.map_or(Ok(()), Err)
+    let tracker = acquire.task_tracker().cloned();
+    // Fail-fast: the task whose acquire or body fails cancels the
+    // others (and the engine pulls no more) before its release.
+    let start = move |item, index, siblings: &Siblings| {
+        let (acquire, body, siblings) = (Sending(acquire.clone()), body.clone(), siblings.clone());
+        async move {
+            let body = sending_body!(body, drop);
+            scope!(guarded, acquire, body, item, index, cancel: siblings)
+        }
+    };
+    async move {
+        let mut tasks = pin!(spawn_each::<CompletionOrder, _, _, _>(
+            stream, limit, true, tracker, start
+        ));
+        let mut failures = None;
+        while let Some(finished) = tasks.next().await {
+            if let Err(error) = finished {
+                // Fail-fast also on a failed release.
+                tasks.as_mut().fail(error.index());
+                Failures::keep(&mut failures, error, tasks.first_failure());
             }
-        }};
+        }
+        failures.map_or(Ok(()), Err)
     }
-    by_release!(ReleaseIsDrop<A, St::Item>, run)
 }

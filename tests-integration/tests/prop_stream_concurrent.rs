@@ -59,8 +59,7 @@ use common::stream::{
     with_acquire, yields,
 };
 use common::{
-    Act, Event, Failure, Harness, ItemScript, MAX_ITEMS, Release, Used, catch, failure,
-    release_is_called, scripts,
+    Act, Event, Failure, Harness, ItemScript, MAX_ITEMS, Release, Used, catch, failure, scripts,
 };
 use futures::executor::block_on;
 use futures::stream::{self, Stream, StreamExt as _};
@@ -153,8 +152,11 @@ macro_rules! on_input {
 
 /// The model of one item in the async adapters (a release by `Drop` makes no
 /// call).
+/// The concurrent adapters call the release of every acquire, one that only
+/// drops included: `RELEASE_IS_DROP` changes the path of the sequential ones
+/// alone (a `Drop` path buys the concurrent ones nothing: BENCHMARKS.md).
 fn model_item(index: usize, script: ItemScript, release: Release) -> common::ItemModel {
-    common::model_item(index, script, release, release_is_called(release, false))
+    common::model_item(index, script, release, true)
 }
 
 /// The harness events of item `index`, in order.
@@ -518,14 +520,18 @@ fn for_each_with(
         // resource released — by the release call (a bracket) or by `Drop`.
         prop_assert!(
             !failures.is_empty(),
-            "item {} cancelled, yet nothing failed",
-            index
+            "item {} cancelled, yet nothing failed: {:?} against {:?}",
+            index,
+            seen,
+            model.events
         );
         let acquired = vec![Event::Acquire(index)];
         let released = vec![Event::Acquire(index), Event::Release(index)];
         let cancelled_shape = match release {
             Release::Bracket => seen.is_empty() || seen == released,
-            Release::Drop => seen.is_empty() || seen == acquired,
+            // Released through the (dropping) release, or dropped with the
+            // scope when the whole adapter was.
+            Release::Drop => seen.is_empty() || seen == acquired || seen == released,
         };
         prop_assert!(
             cancelled_shape,
