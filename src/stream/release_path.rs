@@ -1,6 +1,7 @@
-//! [`ReleasePath`]: an adapter built for both release paths — by `Drop`, or
-//! guarded with an awaited release — that runs the one its acquire's
-//! [`AsyncAcquire::RELEASE_IS_DROP`] names.
+//! [`ReleasePath`]: a sequential adapter built for both release paths — by
+//! `Drop`, or guarded with an awaited release — that runs the one its
+//! acquire's [`AsyncAcquire::RELEASE_IS_DROP`] names. (The concurrent adapters
+//! run the guarded one for every acquire: the other buys them nothing.)
 //!
 //! The two paths are two types (each state machine holds only its own
 //! states), so the adapter is an enum of them. Which variant it holds is known
@@ -44,8 +45,8 @@ pin_project! {
 
 impl<P: Path, D, G> ReleasePath<P, D, G> {
     /// The adapter, as one of the two, pinned.
-    #[inline(always)]
-    pub(crate) fn project_path(self: Pin<&mut Self>) -> Pinned<'_, D, G> {
+    #[inline]
+    fn project_path(self: Pin<&mut Self>) -> Pinned<'_, D, G> {
         match (P::RELEASE_IS_DROP, self.project()) {
             (true, ReleasePathProj::ByDrop { adapter, .. }) => Pinned::ByDrop(adapter),
             (false, ReleasePathProj::Guarded { adapter, .. }) => Pinned::Guarded(adapter),
@@ -55,7 +56,7 @@ impl<P: Path, D, G> ReleasePath<P, D, G> {
 }
 
 /// The adapter of a [`ReleasePath`], pinned.
-pub(crate) enum Pinned<'a, D, G> {
+enum Pinned<'a, D, G> {
     ByDrop(Pin<&'a mut D>),
     Guarded(Pin<&'a mut G>),
 }
@@ -90,7 +91,7 @@ where
 {
     type Item = D::Item;
 
-    #[inline(always)]
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<D::Item>> {
         match self.project_path() {
             Pinned::ByDrop(adapter) => adapter.poll_next(cx),

@@ -6,7 +6,6 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 
-use super::release_path::{Path, Pinned, ReleasePath};
 use pin_project_lite::pin_project;
 
 use super::cancel::Cancellation;
@@ -197,33 +196,10 @@ where
     }
 }
 
-impl<P, D, G, T, A, U, R> ScopedStream<T, A, U, R> for ReleasePath<P, D, G>
-where
-    P: Path,
-    D: ScopedStream<T, A, U, R>,
-    G: ScopedStream<T, A, U, R>,
-{
-    fn stop(self: Pin<&mut Self>) {
-        match self.project_path() {
-            Pinned::ByDrop(adapter) => adapter.stop(),
-            Pinned::Guarded(adapter) => adapter.stop(),
-        }
-    }
-
-    fn make_fail_fast(self: Pin<&mut Self>) {
-        match self.project_path() {
-            Pinned::ByDrop(adapter) => adapter.make_fail_fast(),
-            Pinned::Guarded(adapter) => adapter.make_fail_fast(),
-        }
-    }
-}
-
 mod sealed {
     use crate::stream::concurrent::Drive;
-    use crate::stream::release_path::ReleasePath;
 
     pub trait Sealed {}
 
     impl<St, Set, S, C> Sealed for Drive<St, Set, S, C> {}
-    impl<P, D: Sealed, G: Sealed> Sealed for ReleasePath<P, D, G> {}
 }
