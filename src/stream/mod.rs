@@ -83,8 +83,11 @@ pub trait ScopedStreamExt: Stream + Sized {
     ///
     /// When the returned future completes — `Ok` or `Err` — every release has
     /// completed. If `body` panics, the resource's release is awaited and then
-    /// the panic resumes. If the future is dropped mid-item (a timeout, a
-    /// `select!`), the resource is released by its `Drop`.
+    /// the panic resumes (a resource released by `Drop` is dropped while the
+    /// panic unwinds out of `poll`, before it reaches whoever catches it, and a
+    /// panic of that `Drop` is caught); polled again after that, the future
+    /// panics. If the future is dropped mid-item (a timeout, a `select!`), the
+    /// resource is released by its `Drop`.
     ///
     /// # Errors
     ///
@@ -183,7 +186,9 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// # Panics
     ///
     /// If `body` panics, the resource's release is awaited and then the panic
-    /// resumes.
+    /// resumes (a resource released by `Drop`: as for
+    /// [`for_each_scoped`](Self::for_each_scoped)); polled again after that,
+    /// the future panics.
     ///
     /// # Examples
     ///
@@ -258,7 +263,9 @@ pub trait ScopedStreamExt: Stream + Sized {
     /// # Panics
     ///
     /// If `body` panics, the release is awaited and the panic resumes out of
-    /// `poll_next`; polling the stream again after that panics too.
+    /// `poll_next` (a resource released by `Drop` is dropped while the panic
+    /// unwinds out of it, with a panic of that `Drop` caught); polling the
+    /// stream again after that panics too.
     ///
     /// # Examples
     ///
