@@ -65,8 +65,18 @@ macro_rules! call_release_after_panic {
 
 /// Drops the resource of a body that panicked — its release — once the
 /// unwinding is over, catching a panic of its `Drop` (which during the
-/// unwinding would abort the process), reports both in the item's `span`,
-/// then resumes the body's panic (feature `tracing`: see `body_by_drop!`).
+/// unwinding would abort the process), then resumes the body's panic.
+#[cfg(not(feature = "tracing"))]
+#[cold]
+pub(crate) fn drop_after_panic<R>(resource: R, panic: Box<dyn core::any::Any + Send>) -> ! {
+    drop(std::panic::catch_unwind(AssertUnwindSafe(move || {
+        drop(resource)
+    })));
+    std::panic::resume_unwind(panic)
+}
+
+/// Drops the resource of a body that panicked, as the plain version does, and
+/// reports both in the item's `span`.
 #[cfg(feature = "tracing")]
 #[cold]
 pub(crate) fn drop_after_panic<R>(
@@ -83,7 +93,14 @@ pub(crate) fn drop_after_panic<R>(
     std::panic::resume_unwind(panic)
 }
 
-/// `drop_after_panic(resource, panic, span, index)` (feature `tracing`).
+/// `drop_after_panic(resource, panic)`, given the item's span and index with
+/// the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+macro_rules! call_drop_after_panic {
+    ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
+        $crate::stream::scope::drop_after_panic($resource, $panic)
+    };
+}
 #[cfg(feature = "tracing")]
 macro_rules! call_drop_after_panic {
     ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
@@ -102,9 +119,8 @@ macro_rules! call_drop_after_panic {
 /// - `scope!(by_drop, ..)`, a sequential adapter's scope when the release is
 ///   only `Drop` (chosen by [`AsyncAcquire::RELEASE_IS_DROP`]: see
 ///   `release_path::by_release!`): the resource is a plain local, which
-///   cancellation drops — its release. A body's panic is not caught here: the
-///   adapter drops the scope's future, resource and all, under `catch_unwind`
-///   while the panic unwinds out of its `poll` ([`body_by_drop!`]). Every
+///   cancellation drops — its release. A body's panic is caught, the resource
+///   dropped after the unwinding, and the panic resumed ([`body_by_drop!`]). Every
 ///   error is returned from the adapter's `async` block at once, as `?` would
 ///   ([`fail!`]). It buys the sequential adapters 18–26 instructions an item
 ///   over `guarded` (BENCHMARKS.md); the concurrent ones, none, so they always
@@ -314,24 +330,14 @@ macro_rules! scope {
     }};
 }
 
-/// The body's future `$body` of a `by_drop` scope, awaited: evaluates to its
-/// output.
+/// The body's future `$body` of a `by_drop` scope, awaited under
+/// `catch_unwind`: evaluates to its output.
 ///
-/// A `Drop` that panics while a panic unwinds aborts the process, so the
-/// resource must not be dropped by the unwinding itself — and it is not, since
-/// the resource lives in the scope's future, not on the stack. The sequential
-/// adapter drops that future, resource and all, under `catch_unwind` while the
-/// panic unwinds out of its `poll` (`unwind::DropOnUnwind`). So the scope
-/// itself catches nothing, which saves a `catch_unwind` around every poll of
-/// every body — except with the `tracing` feature, which catches the panic to
-/// report it and the drop.
-#[cfg(not(feature = "tracing"))]
-macro_rules! body_by_drop {
-    ($body:expr, $span:ident, $index:expr, $resource:ident) => {
-        $body.await
-    };
-}
-#[cfg(feature = "tracing")]
+/// A body's panic is caught so that the resource is dropped after the
+/// unwinding, not during it. Dropped during it — by the unwinding itself,
+/// which drops the scope's live locals — a `Drop` that panics too aborts the
+/// process ("panic in a destructor during cleanup"), and no `catch_unwind`
+/// further out can prevent that.
 macro_rules! body_by_drop {
     ($body:expr, $span:ident, $index:expr, $resource:ident) => {
         match ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe($body)).await {
@@ -372,6 +378,6 @@ macro_rules! raced {
     };
 }
 
-#[cfg(feature = "tracing")]
-pub(crate) use call_drop_after_panic;
-pub(crate) use {body_by_drop, call_release_after_panic, fail, raced, scope};
+pub(crate) use {
+    body_by_drop, call_drop_after_panic, call_release_after_panic, fail, raced, scope,
+};

@@ -63,8 +63,9 @@ where
             this.in_flight.set(Some((this.step)(item, index)));
             *this.running = true;
         }
-        // A body's panic drops the item's future while it unwinds, resource
-        // and all; polled again, the stream then finds no future in flight.
+        // A body's panic (resumed by the scope once its resource is released)
+        // drops the spent item future while it unwinds: polled again, the
+        // stream then finds no future in flight.
         let polled = Unwinding(this.in_flight.as_mut()).poll(
             cx,
             "`try_map_scoped` polled again after an item's body panicked",

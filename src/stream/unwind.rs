@@ -1,17 +1,16 @@
-//! [`DropOnUnwind`]: drops a sequential adapter's item future — its resource
-//! with it — while a panic of that future unwinds out of `poll`.
+//! [`DropOnUnwind`]: drops a sequential adapter's item future while a panic
+//! of that future unwinds out of `poll`, so that a later poll finds nothing
+//! in flight and panics with a clear message rather than resuming a future
+//! that panicked.
 //!
-//! A resource released by `Drop` must be released before the body's panic
-//! resumes, and must not abort the process if its `Drop` panics too (a panic
-//! escaping a destructor during unwinding aborts). A sequential scope could
-//! catch the body's panic with `catch_unwind` and drop the resource after it,
-//! but that costs every item a `catch_unwind` around every poll of its body.
-//! The adapter instead holds a guard on its stack while it polls: on the normal
-//! path the guard is forgotten (it costs nothing), and only while a panic
-//! unwinds out of the poll does its `Drop` run, dropping the future in flight
-//! under `catch_unwind`: the resource is dropped during the unwinding, before
-//! the panic reaches whoever catches it, and a panic of that drop is caught and
-//! dropped (the body's panic is the one that goes on).
+//! The resource is not this guard's business: the scope catches the body's
+//! panic, drops its resource once that unwinding is over, and resumes the
+//! panic (`scope::body_by_drop!`), since a resource dropped by the unwinding
+//! itself, whose `Drop` panicked too, would abort the process. What is left
+//! for this guard to drop is the spent future. It is held on the stack while
+//! the adapter polls, and forgotten on the normal path, so it costs nothing
+//! there — where a flag set and cleared around every poll would cost a store
+//! each time.
 
 use core::mem;
 use core::pin::Pin;
@@ -27,8 +26,8 @@ pub(super) struct Unwinding<'a, F>(pub(super) Pin<&'a mut Option<F>>);
 impl<F> Drop for Unwinding<'_, F> {
     #[cold]
     fn drop(&mut self) {
-        // Only reached while a panic unwinds: the body's panic goes on, a
-        // panic of the resource's `Drop` is dropped.
+        // Only reached while a panic unwinds. The spent future's own drop
+        // should not panic; if it does, the panic that unwinds goes on.
         drop(catch_unwind(AssertUnwindSafe(|| self.0.set(None))));
     }
 }
@@ -46,7 +45,8 @@ impl<F: Future> Unwinding<'_, F> {
 
 pin_project! {
     /// A sequential adapter's future, dropped while a panic unwinds out of its
-    /// `poll` (see the module docs).
+    /// `poll`, so that a poll after the panic panics clearly (see the module
+    /// docs).
     pub(super) struct DropOnUnwind<F> {
         #[pin]
         future: Option<F>,

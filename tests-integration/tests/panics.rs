@@ -96,7 +96,8 @@ mod stream_drop_release {
         );
         let mut run = pin!(run);
         assert_eq!(panic_of_poll(run.as_mut()), "body of item 1");
-        // The adapter is still alive: the resource went during the unwinding.
+        // The adapter is still alive: the resource was released before the
+        // panic resumed.
         assert_eq!(tracker.live(), 0);
         tracker.assert_released_exactly_once();
         assert_eq!(

@@ -1532,3 +1532,147 @@ async fn a_panic_cancels_stuck_siblings_with_borrowing_closures() {
         assert_eq!(outcomes, expected, "{adapter}");
     }
 }
+
+/// As `a_failure_cancels_stuck_siblings_with_borrowing_closures`, with
+/// resources released by `Drop` (a plain async closure acquire, which the
+/// concurrent adapters run through the same guarded scope as a bracket): item
+/// 0 fails or panics while its siblings are stuck; each adapter ends at once,
+/// the siblings cancelled and every resource dropped before it returns (or
+/// before the panic reaches the task's `JoinHandle`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_cancels_stuck_siblings_released_by_drop() {
+    let _watchdog = watchdog("a_failure_cancels_stuck_siblings_released_by_drop");
+    for panics in [false, true] {
+        for adapter in ["for_each", "ordered", "unordered"] {
+            let counts = Arc::new(Counts::default());
+            let task = tokio::spawn({
+                let counts = Arc::clone(&counts);
+                async move {
+                    let (prefix, counts) = ("db", &counts);
+                    let open = async |item: u32| Ok::<_, io::Error>((item, Owned::open(counts)));
+                    let body = async |(item, _): &mut (u32, Owned)| {
+                        fail_or_stick(*item, prefix, panics).await
+                    };
+                    let started = tokio::time::Instant::now();
+                    let failed = match adapter {
+                        "for_each" => stream::iter(0..N)
+                            .for_each_scoped_concurrent(LIMIT, open, body)
+                            .await
+                            .map_err(|failures| failures.index()),
+                        "ordered" => stream::iter(0..N)
+                            .try_map_scoped_concurrent(LIMIT, open, body)
+                            .try_collect_all::<Vec<String>>()
+                            .await
+                            .map(drop)
+                            .map_err(|failures| failures.index()),
+                        _ => stream::iter(0..N)
+                            .try_map_scoped_unordered(LIMIT, open, body)
+                            .try_collect_all::<Vec<String>>()
+                            .await
+                            .map(drop)
+                            .map_err(|failures| failures.index()),
+                    };
+                    // Read here, in the task: every resource must be gone
+                    // when the adapter returns.
+                    let live = counts.live.load(SeqCst);
+                    (failed, live, started.elapsed())
+                }
+            });
+            let joined = timeout(TIME_LIMIT, task).await.expect("no hang");
+            let case = format!("{adapter}, panics: {panics}");
+            if panics {
+                assert!(joined.expect_err("the panic reached the handle").is_panic());
+            } else {
+                let (failed, live, elapsed) = joined.expect("no panic");
+                assert_eq!(failed, Err(0), "{case}");
+                assert_eq!(live, 0, "{case}: returned with resources live");
+                assert!(elapsed < Duration::from_secs(1), "{case}: took {elapsed:?}");
+            }
+            assert_eq!(counts.live.load(SeqCst), 0, "{case}");
+            assert_eq!(
+                counts.acquired.load(SeqCst),
+                LIMIT,
+                "{case}: acquired after the failure"
+            );
+        }
+    }
+}
+
+/// A resource released by `Drop`, holding the task's counter, whose `Drop`
+/// panics when `panics` is set.
+struct Fragile {
+    live: Arc<AtomicUsize>,
+    panics: bool,
+}
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, SeqCst);
+        if self.panics {
+            panic!("the resource's Drop panicked too");
+        }
+    }
+}
+
+/// Inside `tokio::spawn`, each sequential adapter with closures borrowing the
+/// task's counter and config: item 1's body panics. Its resource, released by
+/// `Drop`, is dropped before the panic reaches the task's `JoinHandle`, and a
+/// `Drop` that panics too does not abort the process: the body's panic is the
+/// one the handle gets (invariants 2, 5, 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequential_body_panic_drops_the_resource_inside_tokio_spawn() {
+    let _watchdog = watchdog("a_sequential_body_panic_drops_the_resource_inside_tokio_spawn");
+    for drop_panics in [false, true] {
+        for adapter in ["for_each", "fold", "map"] {
+            let live = Arc::new(AtomicUsize::new(0));
+            let task = tokio::spawn({
+                let live = Arc::clone(&live);
+                async move {
+                    let (live, prefix) = (&live, "db");
+                    let open = async |item: u32| {
+                        live.fetch_add(1, SeqCst);
+                        let live = Arc::clone(live);
+                        // Only item 1's, whose body panics: its drop runs
+                        // once that panic is caught.
+                        let panics = drop_panics && item == 1;
+                        Ok::<_, io::Error>((item, Fragile { live, panics }))
+                    };
+                    let body = async |(item, _): &mut (u32, Fragile)| {
+                        yield_now().await;
+                        if *item == 1 {
+                            panic!("{prefix}: the body of item 1 panicked");
+                        }
+                        Ok::<_, io::Error>(*item)
+                    };
+                    match adapter {
+                        "for_each" => drop(stream::iter(0..N).for_each_scoped(open, body).await),
+                        "fold" => drop(
+                            stream::iter(0..N)
+                                .try_fold_scoped(0, open, async |sum, resource| {
+                                    body(resource).await.map(|item| sum + item)
+                                })
+                                .await,
+                        ),
+                        _ => drop(
+                            stream::iter(0..N)
+                                .try_map_scoped(open, body)
+                                .try_collect::<Vec<u32>>()
+                                .await,
+                        ),
+                    }
+                }
+            });
+            let joined = timeout(TIME_LIMIT, task).await.expect("no hang");
+            let case = format!("{adapter}, Drop panics: {drop_panics}");
+            let panic = joined
+                .expect_err("the panic reached the handle")
+                .into_panic();
+            assert_eq!(
+                panic.downcast_ref::<String>().map(String::as_str),
+                Some("db: the body of item 1 panicked"),
+                "{case}"
+            );
+            assert_eq!(live.load(SeqCst), 0, "{case}: a resource left live");
+        }
+    }
+}

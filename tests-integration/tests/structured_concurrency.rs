@@ -1013,6 +1013,7 @@ fn child() {
     match std::env::var(SCENARIO).as_deref() {
         Ok("drop_panics_sequential") => drop_panics_during_unwind(false),
         Ok("drop_panics_concurrent") => drop_panics_during_unwind(true),
+        Ok("drop_panics_first_poll") => drop_panics_in_the_first_poll(),
         Ok(other) => panic!("unknown scenario {other}"),
         Err(_) => {}
     }
@@ -1091,6 +1092,61 @@ fn a_panicking_drop_during_a_body_panic_does_not_abort_for_each_scoped() {
 #[test]
 fn a_panicking_drop_during_a_body_panic_does_not_abort_for_each_scoped_concurrent() {
     assert_not_aborted("drop_panics_concurrent");
+}
+
+/// As above, each sequential adapter, the body panicking in the adapter's
+/// first poll (no `.await` pending before it) under `block_on`: a resource
+/// dropped by the unwinding itself would abort ("panic in a destructor during
+/// cleanup"), whatever catches the panic further out.
+#[test]
+fn a_panicking_drop_during_a_first_poll_body_panic_does_not_abort() {
+    assert_not_aborted("drop_panics_first_poll");
+}
+
+/// The scenario of `a_panicking_drop_during_a_first_poll_body_panic_does_not_abort`:
+/// items 0, 1 and 2, all ready; item 1's body panics, and so does the `Drop`
+/// of its resource.
+fn drop_panics_in_the_first_poll() {
+    /// Closing connection 1 panics.
+    struct Connection(u32);
+    impl Drop for Connection {
+        fn drop(&mut self) {
+            if self.0 == 1 {
+                panic!("closing connection 1 failed");
+            }
+        }
+    }
+    let open = async |id: u32| Ok::<_, ()>(Connection(id));
+    let body = async |connection: &mut Connection| {
+        if connection.0 == 1 {
+            panic!("body of item 0 panicked");
+        }
+        Ok::<_, ()>(connection.0)
+    };
+    let caught = |adapter: &str, run: &mut dyn FnMut()| {
+        let panic = std::panic::catch_unwind(AssertUnwindSafe(run))
+            .expect_err("the body's panic reaches the caller");
+        println!("{adapter}: caught: {}", message(&*panic));
+    };
+    caught("for_each_scoped", &mut || {
+        drop(futures::executor::block_on(
+            stream::iter(0..3).for_each_scoped(open, body),
+        ))
+    });
+    caught("try_fold_scoped", &mut || {
+        drop(futures::executor::block_on(
+            stream::iter(0..3).try_fold_scoped(0, open, async |sum, connection| {
+                body(connection).await.map(|id| sum + id)
+            }),
+        ))
+    });
+    caught("try_map_scoped", &mut || {
+        drop(futures::executor::block_on(
+            stream::iter(0..3)
+                .try_map_scoped(open, body)
+                .collect::<Vec<_>>(),
+        ))
+    });
 }
 
 // ============================================= loopback TCP: a clean close
