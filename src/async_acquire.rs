@@ -122,9 +122,9 @@ pub trait AsyncAcquire<Item>: Clone {
     /// Whether [`release`](Self::release) and
     /// [`release_on_cancel`](Self::release_on_cancel) do nothing but drop the
     /// resource (and so cannot fail). The sequential adapters then hold the
-    /// resource as a plain local, with no cancellation guard and no
-    /// `catch_unwind` around the body, and may drop it without calling
-    /// `release`: cancellation and unwinding drop it, which is its release.
+    /// resource as a plain local, with no cancellation guard and no release
+    /// future to await, and may drop it without calling `release`:
+    /// cancellation drops it, which is its release.
     /// This keeps the per-item cost of a plain async closure at that of a
     /// hand-written loop. (The concurrent adapters call `release` either way:
     /// the shortcut buys them nothing.)

@@ -122,7 +122,7 @@ macro_rules! call_drop_after_panic {
 ///   cancellation drops — its release. A body's panic is caught, the resource
 ///   dropped after the unwinding, and the panic resumed ([`body_by_drop!`]). Every
 ///   error is returned from the adapter's `async` block at once, as `?` would
-///   ([`fail!`]). It buys the sequential adapters 18–26 instructions an item
+///   ([`fail!`]). It buys the sequential adapters 17–20 instructions an item
 ///   over `guarded` (BENCHMARKS.md); the concurrent ones, none, so they always
 ///   use `guarded`.
 /// - `scope!(guarded, ..)`, for an async release, and for every concurrent
