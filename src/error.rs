@@ -191,23 +191,7 @@ impl<A, U, R> ScopedError<A, U, R> {
     /// assert_eq!(error.to_string(), "failed to acquire the resource for item 1: connect: refused");
     /// ```
     pub fn map_acquire<A2>(self, f: impl FnOnce(A) -> A2) -> ScopedError<A2, U, R> {
-        match self {
-            Self::Acquire { index, source } => ScopedError::Acquire {
-                index,
-                source: f(source),
-            },
-            Self::Use {
-                index,
-                source,
-                release,
-            } => ScopedError::Use {
-                index,
-                source,
-                release,
-            },
-            Self::Release { index, source } => ScopedError::Release { index, source },
-            Self::Cancelled { index, release } => ScopedError::Cancelled { index, release },
-        }
+        self.map_errors(f, |used| used, |release| release)
     }
 
     /// Converts the body's error with `f`, keeping everything else.
@@ -226,20 +210,7 @@ impl<A, U, R> ScopedError<A, U, R> {
     /// assert!(matches!(error, ScopedError::Use { ref source, .. } if source == "invalid digit found in string"));
     /// ```
     pub fn map_use<U2>(self, f: impl FnOnce(U) -> U2) -> ScopedError<A, U2, R> {
-        match self {
-            Self::Acquire { index, source } => ScopedError::Acquire { index, source },
-            Self::Use {
-                index,
-                source,
-                release,
-            } => ScopedError::Use {
-                index,
-                source: f(source),
-                release,
-            },
-            Self::Release { index, source } => ScopedError::Release { index, source },
-            Self::Cancelled { index, release } => ScopedError::Cancelled { index, release },
-        }
+        self.map_errors(|acquire| acquire, f, |release| release)
     }
 
     /// Converts the release error with `f` — the one kept beside a body's error
@@ -256,24 +227,40 @@ impl<A, U, R> ScopedError<A, U, R> {
     /// assert_eq!(error.release_error().map(String::as_str), Some("close: eio"));
     /// ```
     pub fn map_release<R2>(self, f: impl FnOnce(R) -> R2) -> ScopedError<A, U, R2> {
+        self.map_errors(|acquire| acquire, |used| used, f)
+    }
+
+    /// Converts each error with its function, keeping the variant and index.
+    fn map_errors<A2, U2, R2>(
+        self,
+        acquire: impl FnOnce(A) -> A2,
+        used: impl FnOnce(U) -> U2,
+        release: impl FnOnce(R) -> R2,
+    ) -> ScopedError<A2, U2, R2> {
         match self {
-            Self::Acquire { index, source } => ScopedError::Acquire { index, source },
+            Self::Acquire { index, source } => ScopedError::Acquire {
+                index,
+                source: acquire(source),
+            },
             Self::Use {
                 index,
                 source,
-                release,
+                release: released,
             } => ScopedError::Use {
                 index,
-                source,
-                release: release.map(f),
+                source: used(source),
+                release: released.map(release),
             },
             Self::Release { index, source } => ScopedError::Release {
                 index,
-                source: f(source),
+                source: release(source),
             },
-            Self::Cancelled { index, release } => ScopedError::Cancelled {
+            Self::Cancelled {
                 index,
-                release: release.map(f),
+                release: released,
+            } => ScopedError::Cancelled {
+                index,
+                release: released.map(release),
             },
         }
     }
