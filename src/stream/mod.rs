@@ -230,11 +230,18 @@ pub trait ScopedStreamExt: Stream + Sized {
                         let Some(item) = stream.next().await else {
                             break;
                         };
-                        // This item's body: the copy of `body`, given the
-                        // accumulator, called once by the scope.
-                        let (body, previous) = (body.clone(), accumulator);
-                        let step = move |resource| body(previous, resource);
-                        accumulator = scope!($path, acquire, step, item, index)?;
+                        // This item's body: a copy of `body`, given the
+                        // accumulator, called once by the scope once the
+                        // resource is acquired — not before, where the copy
+                        // and the accumulator would be held, with their drop
+                        // flags, across the acquire's `.await`.
+                        accumulator = scope!(
+                            $path,
+                            acquire,
+                            |resource| body.clone()(accumulator, resource),
+                            item,
+                            index
+                        )?;
                         index += 1;
                     }
                     Ok(accumulator)

@@ -19,12 +19,10 @@ pin_project! {
     pub(super) struct TryMapScoped<St, S, Fut> {
         #[pin]
         stream: St,
-        // The future of the item in flight, or of the last one once it has
-        // finished (`running` is then false): leaving a finished future in place
-        // until the next item replaces it saves dropping it twice per item.
+        // The future of the item in flight, if any: `Some(None)` once a
+        // panic of its poll has spent it.
         #[pin]
-        in_flight: Option<Fut>,
-        running: bool,
+        in_flight: Option<Option<Fut>>,
         step: S,
         // The position in the input of the next item.
         index: usize,
@@ -36,7 +34,6 @@ impl<St, S, Fut> TryMapScoped<St, S, Fut> {
         Self {
             stream,
             in_flight: None,
-            running: false,
             step,
             index: 0,
         }
@@ -51,33 +48,36 @@ where
 {
     type Item = Fut::Output;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Fut::Output>> {
         let mut this = self.project();
-        if !*this.running {
+        if this.in_flight.is_none() {
             let Some(item) = ready!(this.stream.as_mut().poll_next(cx)) else {
                 return Poll::Ready(None);
             };
             // Counted before the scope runs, like the sync adapter's index.
             let index = *this.index;
             *this.index += 1;
-            this.in_flight.set(Some((this.step)(item, index)));
-            *this.running = true;
+            this.in_flight.set(Some(Some((this.step)(item, index))));
         }
+        let Some(in_flight) = this.in_flight.as_mut().as_pin_mut() else {
+            unreachable!("an item in flight: it was just set")
+        };
         // A body's panic (resumed by the scope once its resource is released)
-        // drops the spent item future while it unwinds: polled again, the
-        // stream then finds no future in flight.
-        let polled = Unwinding(this.in_flight.as_mut()).poll(
+        // spends the item's future while it unwinds: polled again, the stream
+        // then panics rather than resume a future that panicked.
+        let polled = Unwinding(in_flight).poll(
             cx,
             "`try_map_scoped` polled again after an item's body panicked",
         );
         let result = ready!(polled);
-        *this.running = false;
+        this.in_flight.set(None);
         Poll::Ready(Some(result))
     }
 
     /// One result per input item, plus the one in flight.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let in_flight = usize::from(self.running);
+        let in_flight = usize::from(self.in_flight.as_ref().is_some_and(Option::is_some));
         let (lower, upper) = self.stream.size_hint();
         (
             lower.saturating_add(in_flight),
@@ -90,7 +90,10 @@ impl<St: fmt::Debug, S, Fut> fmt::Debug for TryMapScoped<St, S, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryMapScoped")
             .field("stream", &self.stream)
-            .field("in_flight", &self.running)
+            .field(
+                "in_flight",
+                &self.in_flight.as_ref().is_some_and(Option::is_some),
+            )
             .field("index", &self.index)
             .finish_non_exhaustive()
     }
