@@ -458,9 +458,9 @@ where
             // Fill every free slot first, so that the cap is reached when the
             // stream allows it; once the items are cancelled, pull no more.
             let mut stream_pending = false;
-            while !*this.pulled_all
+            while this.in_flight.has_room(*this.limit)
+                && !*this.pulled_all
                 && !this.cancellation.is_cancelled()
-                && this.in_flight.has_room(*this.limit)
             {
                 match this.stream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => {
