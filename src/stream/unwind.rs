@@ -35,25 +35,37 @@ pub(crate) fn drop_resource<R>(resource: R) {
     }
 }
 
-/// While a panic unwinds, drops the future in `0` under `catch_unwind`.
-/// Forgotten on the normal path: see the module docs.
-pub(super) struct Unwinding<'a, F>(pub(super) Pin<&'a mut Option<F>>);
+/// A value that a panic can leave spent: its future dropped, and a state in
+/// its place that a later poll reports.
+pub(super) trait Spend {
+    /// Drops the future, leaving the spent state.
+    fn spend(self: Pin<&mut Self>);
+}
 
-impl<F> Drop for Unwinding<'_, F> {
+impl<F> Spend for Option<F> {
+    fn spend(mut self: Pin<&mut Self>) {
+        self.set(None);
+    }
+}
+
+/// While a panic unwinds, spends the value in `0` under `catch_unwind`.
+/// Forgotten on the normal path: see the module docs.
+pub(super) struct Unwinding<'a, T: Spend>(pub(super) Pin<&'a mut T>);
+
+impl<T: Spend> Drop for Unwinding<'_, T> {
     #[cold]
     fn drop(&mut self) {
         // Only reached while a panic unwinds. The spent future's own drop
         // should not panic; if it does, the panic that unwinds goes on.
-        drop(catch_unwind(AssertUnwindSafe(|| self.0.set(None))));
+        drop(catch_unwind(AssertUnwindSafe(|| self.0.as_mut().spend())));
     }
 }
 
-impl<F: Future> Unwinding<'_, F> {
-    /// Polls the future in flight; `message` is the panic of a poll after a
-    /// panic, when the future is gone.
+impl<T: Spend> Unwinding<'_, T> {
+    /// Runs `poll` on the value; a panic of it leaves the value spent.
     #[inline]
-    pub(super) fn poll(mut self, cx: &mut Context<'_>, message: &str) -> Poll<F::Output> {
-        let polled = self.0.as_mut().as_pin_mut().expect(message).poll(cx);
+    pub(super) fn poll<R>(mut self, poll: impl FnOnce(Pin<&mut T>) -> R) -> R {
+        let polled = poll(self.0.as_mut());
         mem::forget(self);
         polled
     }
@@ -82,9 +94,11 @@ impl<F: Future> Future for DropOnUnwind<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        Unwinding(self.project().future).poll(
-            cx,
-            "a sequential scoped adapter was polled after a panic it resumed",
-        )
+        Unwinding(self.project().future).poll(|future| {
+            future
+                .as_pin_mut()
+                .expect("a sequential scoped adapter was polled after a panic it resumed")
+                .poll(cx)
+        })
     }
 }

@@ -1788,6 +1788,23 @@ impl Log {
         })
     }
 
+    /// Where item `index`'s scope ended, unless it was cut off in a step
+    /// (its last event a `Start`: cancelled there, at a moment not logged).
+    fn scope_end_unless_cut(&self, index: usize) -> Option<usize> {
+        let end = self.scope_end(index)?;
+        match self.0[end] {
+            Ev::Start(..) => None,
+            _ => Some(end),
+        }
+    }
+
+    /// The position of the first failing acquire or body.
+    fn first_failing_acquire_or_body(&self) -> Option<usize> {
+        self.0
+            .iter()
+            .position(|event| matches!(event, Ev::End(Step::Acquire | Step::Use, _, false)))
+    }
+
     /// The position of the first failing step (acquire, body or release).
     fn first_failing_step(&self) -> Option<usize> {
         self.0
@@ -2037,7 +2054,18 @@ fn check_fail_fast<R: ReleaseFault>(
         FailFast::CollectOrdered => {
             // Its `Err` is yielded once it and every item before it ended.
             let index = expected.iter().find(failed).expect("a failure").index;
-            let at = (0..=index).map(scope_end).max().expect("at least one item");
+            let in_order = (0..=index)
+                .map(|index| log.scope_end_unless_cut(index))
+                .collect::<Option<Vec<_>>>();
+            let at = match in_order {
+                Some(ends) => ends.into_iter().max().expect("at least one item"),
+                // An item before it was cut off in a step, so cancelled: by
+                // a failing acquire or body, which stopped the run at once
+                // (an `Err` yielded in order would need that item ended).
+                None => log
+                    .first_failing_acquire_or_body()
+                    .expect("a failing step cancelled the item cut off"),
+            };
             (index, at)
         }
     };
@@ -2837,6 +2865,42 @@ fn check_spawned<R: ReleaseFault>(
 // acquire started after it, also from an endless input — the items in flight
 // are cancelled (a stuck one too), every release is awaited, and every
 // failure is reported.
+/// A case proptest found: under `try_collect_all` on the ordered map, item
+/// 1's release fails while item 0 is still acquiring, and item 2's acquire
+/// fails. Item 1's `Err` waits for item 0, so it is item 2's failing acquire
+/// that stops the run (and cuts item 0's acquire off). The model once took
+/// item 0's cut-off acquire for the end of its scope, and so expected the run
+/// to stop at item 1's release.
+#[test]
+fn an_item_cut_off_before_the_first_failure_in_order() {
+    let waiting = Plan {
+        waits: Yields {
+            acquire: 3,
+            body: 0,
+            release: 0,
+        },
+        ..Plan::OK
+    };
+    let failing_release = Plan {
+        release: Does::Err,
+        ..Plan::OK
+    };
+    let failing_acquire = Plan {
+        acquire: Does::Err,
+        ..Plan::OK
+    };
+    for which in [
+        FailFast::ForEach,
+        FailFast::CollectOrdered,
+        FailFast::CollectUnordered,
+    ] {
+        let plans = vec![waiting, failing_release, failing_acquire];
+        if let Err(failed) = check_fail_fast_run(which, Release::Bracket, 4, plans) {
+            panic!("{which:?}: {failed}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(config(256))]
 
