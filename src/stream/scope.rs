@@ -63,10 +63,20 @@ macro_rules! call_release_after_panic {
     };
 }
 
-/// Drops the resource of a `by_drop` scope whose body panicked — its release —
-/// once the unwinding is over, catching a panic of its `Drop`, reports both in
-/// the item's `span`, and resumes the body's panic (`tracing` only: without
-/// it the unwinding drops the resource, `unwind::drop_resource`).
+/// Drops the resource of a body that panicked — its release — once the
+/// unwinding is over, catching a panic of its `Drop` (which during the
+/// unwinding would abort the process), then resumes the body's panic.
+#[cfg(not(feature = "tracing"))]
+#[cold]
+pub(crate) fn drop_after_panic<R>(resource: R, panic: Box<dyn core::any::Any + Send>) -> ! {
+    drop(std::panic::catch_unwind(AssertUnwindSafe(move || {
+        drop(resource)
+    })));
+    std::panic::resume_unwind(panic)
+}
+
+/// Drops the resource of a body that panicked, as the plain version does, and
+/// reports both in the item's `span`.
 #[cfg(feature = "tracing")]
 #[cold]
 pub(crate) fn drop_after_panic<R>(
@@ -83,6 +93,21 @@ pub(crate) fn drop_after_panic<R>(
     std::panic::resume_unwind(panic)
 }
 
+/// `drop_after_panic(resource, panic)`, given the item's span and index with
+/// the `tracing` feature.
+#[cfg(not(feature = "tracing"))]
+macro_rules! call_drop_after_panic {
+    ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
+        $crate::stream::scope::drop_after_panic($resource, $panic)
+    };
+}
+#[cfg(feature = "tracing")]
+macro_rules! call_drop_after_panic {
+    ($span:ident, $index:expr, $resource:ident, $panic:ident) => {
+        $crate::stream::scope::drop_after_panic($resource, $panic, $span, $index)
+    };
+}
+
 /// One item's scope, written out in the calling `async` block: acquires the
 /// resource for `$item` through a clone of the acquire `$acquire` (a place), lends
 /// it to the body `$body` (an expression evaluated once, at the call: the copy of
@@ -93,12 +118,11 @@ pub(crate) fn drop_after_panic<R>(
 ///
 /// - `scope!(by_drop, ..)`, a sequential adapter's scope when the release is
 ///   only `Drop` (chosen by [`AsyncAcquire::RELEASE_IS_DROP`]: see
-///   `release_path::by_release!`): the resource is a local, which
-///   cancellation drops — its release. A body's panic is not caught: it
-///   unwinds through the scope, which drops the resource on its way out under
-///   `catch_unwind` ([`body_by_drop!`]). Every
+///   `release_path::by_release!`): the resource is a plain local, which
+///   cancellation drops — its release. A body's panic is caught, the resource
+///   dropped after the unwinding, and the panic resumed ([`body_by_drop!`]). Every
 ///   error is returned from the adapter's `async` block at once, as `?` would
-///   ([`fail!`]). It buys the sequential adapters 17–20 instructions an item
+///   ([`fail!`]). It buys the sequential adapters 16–31 instructions an item
 ///   over `guarded` (BENCHMARKS.md); the concurrent ones, none, so they always
 ///   use `guarded`.
 /// - `scope!(guarded, ..)`, for an async release, and for every concurrent
@@ -147,7 +171,7 @@ macro_rules! scope {
             // Each step's result is unwrapped inside a block, so that its
             // locals end there: a local still in scope at a later `.await`
             // keeps its own room in the state machine.
-            let resource = {
+            let mut resource = {
                 let acquired = $crate::trace::instrument!(
                     span,
                     $crate::AsyncAcquire::acquire(::core::clone::Clone::clone(&$acquire), $item)
@@ -165,20 +189,12 @@ macro_rules! scope {
                 }
             };
             $crate::trace::acquired!(span);
-            // Guarded while the body runs, so that a panic unwinding through
-            // this scope drops the resource without aborting the process
-            // (`unwind::drop_resource`); given back, at no cost, after it.
-            let mut resource =
-                ::scopeguard::guard(resource, $crate::stream::unwind::drop_resource);
             let used = $crate::stream::scope::body_by_drop!(
-                $crate::trace::instrument!(span, ($body)(&mut *resource)),
+                $crate::trace::instrument!(span, ($body)(&mut resource)),
                 span,
                 $index,
                 resource
             );
-            // Without `tracing`, only dropped at the end of the block.
-            #[allow(unused_variables)]
-            let resource = ::scopeguard::ScopeGuard::into_inner(resource);
             // The resource is dropped — released — at the end of this block,
             // before the item's result is reported (with `tracing`, in the
             // arms, so that the `released` event follows the drop).
@@ -314,30 +330,20 @@ macro_rules! scope {
     }};
 }
 
-/// The body's future `$body` of a `by_drop` scope, awaited: evaluates to its
-/// output. `$resource` is the guard of the resource it borrows.
+/// The body's future `$body` of a `by_drop` scope, awaited under
+/// `catch_unwind`: evaluates to its output.
 ///
-/// A body's panic unwinds through the scope, whose guard then drops the
-/// resource under `catch_unwind` (`unwind::drop_resource`): a `Drop` that
-/// panics too does not abort the process, and the body's panic goes on. No
-/// `catch_unwind` runs on the normal path — it costs the fold and the map
-/// 5–7 instructions an item (BENCHMARKS.md).
-#[cfg(not(feature = "tracing"))]
-macro_rules! body_by_drop {
-    ($body:expr, $span:ident, $index:expr, $resource:ident) => {
-        $body.await
-    };
-}
-/// With `tracing`, the body's panic is caught, to report it and the drop
-/// that releases the resource in the item's span before it resumes.
-#[cfg(feature = "tracing")]
+/// A body's panic is caught so that the resource is dropped after the
+/// unwinding, not during it. Dropped during it — by the unwinding itself,
+/// which drops the scope's live locals — a `Drop` that panics too aborts the
+/// process ("panic in a destructor during cleanup"), and no `catch_unwind`
+/// further out can prevent that.
 macro_rules! body_by_drop {
     ($body:expr, $span:ident, $index:expr, $resource:ident) => {
         match ::futures_util::FutureExt::catch_unwind(::std::panic::AssertUnwindSafe($body)).await {
             Ok(used) => used,
             Err(panic) => {
-                let resource = ::scopeguard::ScopeGuard::into_inner($resource);
-                $crate::stream::scope::drop_after_panic(resource, panic, $span, $index)
+                $crate::stream::scope::call_drop_after_panic!($span, $index, $resource, panic)
             }
         }
     };
@@ -372,4 +378,6 @@ macro_rules! raced {
     };
 }
 
-pub(crate) use {body_by_drop, call_release_after_panic, fail, raced, scope};
+pub(crate) use {
+    body_by_drop, call_drop_after_panic, call_release_after_panic, fail, raced, scope,
+};

@@ -1,18 +1,16 @@
 //! What a sequential adapter does while a panic of its item unwinds out of
-//! `poll`, at no cost on the normal path.
+//! `poll`: it drops the spent item future ([`Unwinding`]), so that a later poll
+//! finds nothing in flight and panics with a clear message rather than resuming
+//! a future that panicked.
 //!
-//! - [`drop_resource`]: the `by_drop` scope's guard drops the resource on the
-//!   unwinding's way out, under `catch_unwind`, so that a `Drop` that panics
-//!   too does not abort the process; the body's panic goes on.
-//! - [`DropOnUnwind`]: drops the spent item future, so that a later poll
-//!   finds nothing in flight and panics with a clear message rather than
-//!   resuming a future that panicked.
-//!
-//! Both are guards: held on the stack (or in the scope) while the code that
-//! may panic runs, and forgotten on the normal path, so they cost nothing
-//! there — where a `catch_unwind` around every poll of the body costs the
-//! fold and the map 5–7 instructions an item, and a flag set and cleared
-//! around every poll a store each time.
+//! The resource is not this guard's business: the scope catches the body's
+//! panic, drops its resource once that unwinding is over, and resumes the
+//! panic (`scope::body_by_drop!`), since a resource dropped by the unwinding
+//! itself, whose `Drop` panicked too, would abort the process. What is left
+//! for this guard to drop is the spent future. It is held on the stack while
+//! the adapter polls, and forgotten on the normal path, so it costs nothing
+//! there — where a flag set and cleared around every poll would cost a store
+//! each time.
 
 use core::mem;
 use core::pin::Pin;
@@ -20,20 +18,6 @@ use core::task::{Context, Poll};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pin_project_lite::pin_project;
-
-/// Drops a `Drop`-released resource that the `by_drop` scope's guard gives
-/// up before the body ended: plainly when the scope is dropped (cancelled);
-/// while a panic unwinds, under `catch_unwind`, since a `Drop` that panicked
-/// there would abort the process ("panic in a destructor during cleanup").
-/// Its own panic then has nowhere to go: the body's is the one that goes on.
-#[cold]
-pub(crate) fn drop_resource<R>(resource: R) {
-    if std::thread::panicking() {
-        drop(catch_unwind(AssertUnwindSafe(move || drop(resource))));
-    } else {
-        drop(resource);
-    }
-}
 
 /// A value that a panic can leave spent: its future dropped, and a state in
 /// its place that a later poll reports.
