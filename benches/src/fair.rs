@@ -7,38 +7,49 @@
 //!
 //! - the item's index, counted from 0, in every error, which is the adapter's
 //!   `ScopedError` (`Acquire`, `Use` with the release error kept when both
-//!   failed, `Release`);
+//!   failed, `Release`, and `Cancelled` for a concurrent for-each's item
+//!   cancelled in its body whose release failed);
 //! - released by `Drop` (the `*_scoped` functions without a `release`
 //!   argument): the resource dropped at the end of each item, on every path;
 //! - with an async release (`bracket_*`, the concurrent and spawned ones): the
 //!   body runs under `catch_unwind`, and the release is awaited after `Ok`,
-//!   after `Err` and after a panic, which then resumes (`resume_unwind`);
+//!   after `Err`, after a panic (which then resumes, `resume_unwind`) and,
+//!   for the concurrent ones, after a cancellation;
 //! - concurrent map (`try_map_concurrent`, `try_map_unordered`):
 //!   `enumerate().map(..).buffered(n)` (or `buffer_unordered(n)`), one
-//!   `Result` per item; after a body's panic nothing more is acquired, the
-//!   items in flight finish with their releases (a quiescent drain), and then
-//!   the panic resumes;
+//!   `Result` per item; a body's panic cancels the other items at once
+//!   (errors do not: each is its item's result), nothing more is acquired, a
+//!   cancelled item yields nothing, and once the items in flight are released
+//!   (a quiescent drain) the panic resumes;
 //! - concurrent for-each (`for_each_concurrent`, `for_each_spawned`): a
 //!   quiescent `for_each_concurrent` (`JoinSet` + `Semaphore` for the spawned
-//!   one): after the first failure — an acquire or a body, before its release;
-//!   or a release — nothing more is acquired, the items in flight finish and
-//!   are released, and every error is kept ([`Failures`]: the first, and a
-//!   `Vec` of the others). A panic stops it the same way, then resumes.
+//!   one), fail-fast: the first failure — an acquire or a body, the moment it
+//!   returns, before its release; or a release — cancels the items in flight
+//!   and nothing more is acquired; every item is released, and every error is
+//!   kept ([`Failures`]: the first, and a `Vec` of the others; a cancelled
+//!   item whose release failed as `ScopedError::Cancelled`, one whose release
+//!   succeeded is no failure, as in loopscope's `Failures`). A panic cancels
+//!   the same way, and resumes after every release.
 //!
-//! Where they differ from the adapters, on purpose (the adapters' extra work
-//! on failure paths is part of what they cost, not of what the baselines must
-//! match on the success path being measured): the concurrent baselines let the
-//! items in flight run to their end rather than cancelling them at their
-//! `.await`, so they never report `ScopedError::Cancelled`; and the `Drop`
-//! baselines let a body's panic unwind through the resource's `Drop` without
-//! catching it (the adapters catch it, so that a `Drop` that panics too cannot
-//! abort the process).
+//! The concurrent ones cancel their siblings as the adapters do, the way one
+//! would by hand with tokio-util's `CancellationToken` and a flag beside it
+//! ([`Cancel`], one per run): an item that starts after the cancellation
+//! acquires nothing (the flag); its acquire and its
+//! body are each raced against the token, the step polled first, so that a
+//! step that is ready at once costs nothing of the token (`unless_cancelled`);
+//! an item cancelled while acquiring has nothing to release, one cancelled in
+//! its body is dropped at its `.await` and its resource released.
+//!
+//! Where they differ from the adapters: in the `Drop` baselines a body's panic
+//! unwinds through the resource's `Drop`, so a `Drop` that panics too aborts
+//! the process there; the adapters catch the body's panic and drop the
+//! resource after the unwinding (which costs them no instruction, measured).
 //!
 //! loopscope's `Failures` has no public constructor: the concurrent baselines
 //! return this module's [`Failures`], the same two fields.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, resume_unwind};
 use std::pin::{Pin, pin};
@@ -48,6 +59,7 @@ use std::task::{Context, Poll, ready};
 
 use futures::{FutureExt as _, Stream, StreamExt as _};
 use loopscope::ScopedError;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// The error of the baselines whose resource is released by `Drop`.
 pub type DropError<EA, EU> = ScopedError<EA, EU, Infallible>;
@@ -55,8 +67,8 @@ pub type DropError<EA, EU> = ScopedError<EA, EU, Infallible>;
 /// A panic's payload, caught to be resumed later.
 pub type Panic = Box<dyn Any + Send>;
 
-/// One item of a concurrent map: its result, `None` if it was skipped (after
-/// a panic), or its panic.
+/// One item of a concurrent baseline: its result, `None` if it was cancelled
+/// before it had a resource, or its panic.
 pub type ItemResult<T, EA, EU, ER> = Result<Option<Result<T, ScopedError<EA, EU, ER>>>, Panic>;
 
 /// Every failure of a fail-fast concurrent baseline: the first, and the others
@@ -67,20 +79,31 @@ pub struct Failures<E> {
     pub others: Vec<E>,
 }
 
-impl<E> Failures<E> {
-    /// Keeps `error`: the first one, or one of the others.
-    pub fn keep(failures: &mut Option<Self>, error: E) {
-        match failures {
-            None => {
-                *failures = Some(Self {
-                    first: error,
-                    others: Vec::new(),
-                });
-            }
-            Some(failures) => failures.others.push(error),
+impl<A, U, R> Failures<ScopedError<A, U, R>> {
+    /// Keeps `error`: the first one, or one of the others. A cancelled item's
+    /// failed release may finish before the failure that cancelled it: a
+    /// cancellation does not stay first when a failure comes (as in
+    /// loopscope's `Failures`).
+    pub fn keep(failures: &mut Option<Self>, error: ScopedError<A, U, R>) {
+        let Some(failures) = failures else {
+            *failures = Some(Self {
+                first: error,
+                others: Vec::new(),
+            });
+            return;
+        };
+        let cancelled =
+            |error: &ScopedError<A, U, R>| matches!(error, ScopedError::Cancelled { .. });
+        if cancelled(&failures.first) && !cancelled(&error) {
+            let first = std::mem::replace(&mut failures.first, error);
+            failures.others.insert(0, first);
+        } else {
+            failures.others.push(error);
         }
     }
+}
 
+impl<E> Failures<E> {
     /// 1 and the others.
     #[allow(clippy::len_without_is_empty)] // never empty: there is a first
     pub fn len(&self) -> usize {
@@ -339,13 +362,143 @@ where
 // Concurrent, with an async release: against `try_map_scoped_concurrent`,
 // `try_map_scoped_unordered` and `for_each_scoped_concurrent`.
 
+/// The cancellation of a concurrent baseline's items, as written by hand for
+/// speed: a flag that each item checks before it acquires (a load), and
+/// tokio-util's token, which wakes the items that wait (its own
+/// `is_cancelled` locks a mutex).
+#[derive(Debug, Default)]
+pub struct Cancel {
+    cancelled: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Cancel {
+    /// Whether the items are cancelled.
+    #[inline]
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Cancels the items, and wakes those that wait.
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+}
+
+/// Runs `step` unless `cancel` is cancelled first: `Some` of its output, or
+/// `None`, the step dropped at its current `.await`. Biased towards the step:
+/// it is polled first, and the token's future is made only once the step is
+/// pending, so that a step that is ready at once costs nothing of the token,
+/// and one that completes as the token is cancelled counts as completed.
+/// (tokio-util's `run_until_cancelled`, from 0.7.12, makes the token's future
+/// up front.)
+#[inline]
+fn unless_cancelled<F: Future>(cancel: &Cancel, step: F) -> UnlessCancelled<'_, F> {
+    UnlessCancelled {
+        step,
+        cancelled: None,
+        cancel,
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// The items' results, until one panics: then nothing more is acquired
-    /// (the items check `stop`), the rest are drained, and the panic resumes.
+    /// The future of [`unless_cancelled`]: a struct rather than an `async fn`,
+    /// which would keep room for `step` twice (its argument and its local).
+    struct UnlessCancelled<'a, F> {
+        #[pin]
+        step: F,
+        // Made at the step's first `Pending`.
+        #[pin]
+        cancelled: Option<WaitForCancellationFuture<'a>>,
+        cancel: &'a Cancel,
+    }
+}
+
+impl<F: Future> Future for UnlessCancelled<'_, F> {
+    type Output = Option<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.step.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if this.cancelled.is_none() {
+            this.cancelled.set(Some(this.cancel.token.cancelled()));
+        }
+        let cancelled = this.cancelled.as_pin_mut().expect("made above");
+        cancelled.poll(cx).map(|()| None)
+    }
+}
+
+/// One item of a concurrent baseline, cancelled by `cancel`. An item that
+/// starts after the cancellation acquires nothing; its acquire and its body
+/// are each raced against `cancel` ([`unless_cancelled`]): cancelled while
+/// acquiring, it has nothing to release; cancelled in its body, the body is
+/// dropped at its `.await` and the resource released, as after `Ok` or `Err`.
+///
+/// A panic of the body cancels the others at once, before this item's
+/// release; with `fail_fast` (the for-each ones), so does a failing acquire or
+/// body, and a failing release.
+///
+/// Returns the item's result — `None` if it was cancelled before it had a
+/// resource, `ScopedError::Cancelled` (with the release's error, if any) if
+/// cancelled in its body — or its panic, after the release, for the caller to
+/// resume.
+#[inline]
+async fn cancellable_scope<I, R, T, EA, EU, ER>(
+    index: usize,
+    item: I,
+    cancel: &Cancel,
+    fail_fast: bool,
+    acquire: impl AsyncFnOnce(I) -> Result<R, EA>,
+    body: impl AsyncFnOnce(&mut R) -> Result<T, EU>,
+    release: impl AsyncFnOnce(R) -> Result<(), ER>,
+) -> ItemResult<T, EA, EU, ER> {
+    // Started after the cancellation: it acquires nothing.
+    if cancel.is_cancelled() {
+        return Ok(None);
+    }
+    let mut resource = match unless_cancelled(cancel, acquire(item)).await {
+        Some(Ok(resource)) => resource,
+        Some(Err(source)) => {
+            if fail_fast {
+                cancel.cancel();
+            }
+            return Ok(Some(Err(ScopedError::Acquire { index, source })));
+        }
+        // Cancelled while acquiring: the acquire dropped, nothing to release.
+        None => return Ok(None),
+    };
+    let body = AssertUnwindSafe(body(&mut resource)).catch_unwind();
+    let used = unless_cancelled(cancel, body).await;
+    // The moment the body returns, before this item's release, as the
+    // adapters do (cancelling a cancelled token does nothing).
+    match &used {
+        Some(Err(_panic)) => cancel.cancel(),
+        Some(Ok(Err(_))) if fail_fast => cancel.cancel(),
+        _ => {}
+    }
+    let released = release(resource).await;
+    if fail_fast && released.is_err() {
+        cancel.cancel();
+    }
+    match used {
+        Some(used) => settle(index, used, released).map(Some),
+        None => Ok(Some(Err(ScopedError::Cancelled {
+            index,
+            release: released.err(),
+        }))),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The items' results, until one panics (the panicking item has cancelled
+    /// the others): then the rest are drained, and the panic resumes.
     pub struct DrainOnPanic<St> {
         #[pin]
         items: St,
-        stop: Arc<AtomicBool>,
         panic: Option<Panic>,
     }
 }
@@ -361,10 +514,9 @@ where
         loop {
             match ready!(this.items.as_mut().poll_next(cx)) {
                 Some(Ok(Some(result))) if this.panic.is_none() => return Poll::Ready(Some(result)),
-                // Skipped, or finished after a panic: drained.
+                // Cancelled or skipped, or finished after a panic: drained.
                 Some(Ok(_)) => {}
                 Some(Err(panic)) => {
-                    this.stop.store(true, Ordering::Relaxed);
                     this.panic.get_or_insert(panic);
                 }
                 None => {
@@ -378,10 +530,11 @@ where
     }
 }
 
-/// The concurrent maps' items: each one's scope, skipped once `stop` is set.
+/// The concurrent maps' items: each one's [`cancellable_scope`], not
+/// fail-fast (an error is that item's result); a cancelled item (after a
+/// panic) yields nothing.
 fn concurrent_items<S, A, Rel, B, R, T, EA, EU, ER>(
     stream: S,
-    stop: Arc<AtomicBool>,
     acquire: A,
     release: Rel,
     body: B,
@@ -392,25 +545,27 @@ where
     Rel: AsyncFnOnce(R) -> Result<(), ER> + Clone,
     B: AsyncFnOnce(&mut R) -> Result<T, EU> + Clone,
 {
+    // One cancellation for the run, shared by the items, which own their
+    // futures: an `Arc` of it, since a clone of a `CancellationToken` would
+    // lock its mutex, and so would its drop, for every item.
+    let cancel = Arc::new(Cancel::default());
     stream.enumerate().map(move |(index, item)| {
         let (acquire, body, release) = (acquire.clone(), body.clone(), release.clone());
-        let stop = Arc::clone(&stop);
+        let cancel = Arc::clone(&cancel);
         async move {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(None);
+            let result =
+                cancellable_scope(index, item, &cancel, false, acquire, body, release).await;
+            match result {
+                Ok(Some(Err(ScopedError::Cancelled { .. }))) => Ok(None),
+                result => result,
             }
-            let result = bracket_scope_catching(index, item, acquire, body, release).await;
-            if result.is_err() {
-                // A panic: nothing more is acquired from now on.
-                stop.store(true, Ordering::Relaxed);
-            }
-            result.map(Some)
         }
     })
 }
 
 /// `try_map_scoped_concurrent(limit, async_bracket(acquire).release(release),
-/// body)` by hand: `enumerate().map(..).buffered(limit)`, draining on a panic.
+/// body)` by hand: `enumerate().map(..).buffered(limit)`; a panic cancels
+/// the others, which are drained, and then resumes.
 pub fn try_map_concurrent<S, A, Rel, B, R, T, EA, EU, ER>(
     stream: S,
     limit: usize,
@@ -424,10 +579,8 @@ where
     Rel: AsyncFnOnce(R) -> Result<(), ER> + Clone,
     B: AsyncFnOnce(&mut R) -> Result<T, EU> + Clone,
 {
-    let stop = Arc::new(AtomicBool::new(false));
     DrainOnPanic {
-        items: concurrent_items(stream, Arc::clone(&stop), acquire, release, body).buffered(limit),
-        stop,
+        items: concurrent_items(stream, acquire, release, body).buffered(limit),
         panic: None,
     }
 }
@@ -446,19 +599,30 @@ where
     Rel: AsyncFnOnce(R) -> Result<(), ER> + Clone,
     B: AsyncFnOnce(&mut R) -> Result<T, EU> + Clone,
 {
-    let stop = Arc::new(AtomicBool::new(false));
     DrainOnPanic {
-        items: concurrent_items(stream, Arc::clone(&stop), acquire, release, body)
-            .buffer_unordered(limit),
-        stop,
+        items: concurrent_items(stream, acquire, release, body).buffer_unordered(limit),
         panic: None,
     }
 }
 
+/// The failure of one item of a fail-fast for-each, if it failed: none for a
+/// success, nor for an item cancelled before it had a resource or whose
+/// release succeeded (no failure, as in loopscope's `Failures`).
+#[inline]
+fn failure<T, EA, EU, ER>(
+    result: ItemResult<T, EA, EU, ER>,
+) -> Result<Option<ScopedError<EA, EU, ER>>, Panic> {
+    Ok(match result? {
+        None | Some(Ok(_)) | Some(Err(ScopedError::Cancelled { release: None, .. })) => None,
+        Some(Err(error)) => Some(error),
+    })
+}
+
 /// `for_each_scoped_concurrent(limit, async_bracket(acquire).release(release),
-/// body)` by hand: a quiescent `for_each_concurrent`. After the first failure
-/// (or panic) no item acquires; the items in flight finish and are released;
-/// every error is kept; a panic resumes at the end.
+/// body)` by hand: a quiescent `for_each_concurrent`, fail-fast. The first
+/// failure (or panic) cancels the items in flight and no item acquires after
+/// it; every item is released; every error is kept; a panic resumes at the
+/// end.
 pub async fn for_each_concurrent<S, R, T, EA, EU, ER>(
     stream: S,
     limit: usize,
@@ -469,38 +633,18 @@ pub async fn for_each_concurrent<S, R, T, EA, EU, ER>(
 where
     S: Stream,
 {
-    let stopped = Cell::new(false);
+    // One cancellation for the run, borrowed by the items, as the closures are.
+    let cancel = Cancel::default();
     let failures = RefCell::new(None);
     let panic = RefCell::new(None);
     stream
         .enumerate()
         .for_each_concurrent(limit, async |(index, item)| {
-            if stopped.get() {
-                return;
-            }
-            let mut resource = match acquire(item).await {
-                Ok(resource) => resource,
-                Err(source) => {
-                    stopped.set(true);
-                    Failures::keep(
-                        &mut failures.borrow_mut(),
-                        ScopedError::Acquire { index, source },
-                    );
-                    return;
-                }
-            };
-            let used = AssertUnwindSafe(body(&mut resource)).catch_unwind().await;
-            if !matches!(used, Ok(Ok(_))) {
-                // Stop before the release, as the adapter does.
-                stopped.set(true);
-            }
-            let released = release(resource).await;
-            match settle(index, used, released) {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => {
-                    stopped.set(true);
-                    Failures::keep(&mut failures.borrow_mut(), error);
-                }
+            let result =
+                cancellable_scope(index, item, &cancel, true, &acquire, &body, &release).await;
+            match failure(result) {
+                Ok(None) => {}
+                Ok(Some(error)) => Failures::keep(&mut failures.borrow_mut(), error),
                 Err(payload) => {
                     panic.borrow_mut().get_or_insert(payload);
                 }
@@ -545,20 +689,21 @@ mod spawned {
     }
 
     /// The result of one task: its item's error, or its panic.
-    fn reap<E>(
-        finished: Result<Result<(), E>, tokio::task::JoinError>,
-        stop: &AtomicBool,
-        failures: &mut Option<Failures<E>>,
+    fn reap<EA, EU, ER>(
+        finished: Result<Result<(), ScopedError<EA, EU, ER>>, tokio::task::JoinError>,
+        cancel: &Cancel,
+        failures: &mut Option<Failures<ScopedError<EA, EU, ER>>>,
         panic: &mut Option<Panic>,
     ) {
         match finished {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                stop.store(true, Ordering::Relaxed);
-                Failures::keep(failures, error);
-            }
+            // The task has cancelled the others already.
+            Ok(Err(error)) => Failures::keep(failures, error),
             Err(error) => {
-                stop.store(true, Ordering::Relaxed);
+                // A panic of the body has cancelled the others already; one
+                // of the acquire or the release (outside `catch_unwind`)
+                // cancels them here.
+                cancel.cancel();
                 match error.try_into_panic() {
                     Ok(payload) => {
                         panic.get_or_insert(payload);
@@ -572,10 +717,10 @@ mod spawned {
 
     /// `for_each_scoped_spawned(limit, async_bracket(acquire).release(release),
     /// body)` by hand: for each item a permit of a `Semaphore(limit)`, then a
-    /// `JoinSet` task that acquires (unless a failure has stopped the loop),
-    /// runs the body under `catch_unwind`, awaits the release, and drops the
-    /// permit. After the first failure or panic nothing more is acquired;
-    /// every task is joined; every error is kept; a panic resumes at the end.
+    /// `JoinSet` task that runs the item's `cancellable_scope` (fail-fast)
+    /// and drops the permit. The first failure or panic cancels the tasks in
+    /// flight and no item acquires after it; every task is joined; every
+    /// error is kept; a panic resumes at the end.
     pub async fn for_each_spawned<S, A, FA, Rel, FR, B, R, T, EA, EU, ER>(
         stream: S,
         limit: usize,
@@ -598,13 +743,15 @@ mod spawned {
         ER: Send + 'static,
     {
         let permits = Arc::new(Semaphore::new(limit));
-        let stop = Arc::new(AtomicBool::new(false));
+        // One cancellation for the run; each task owns an `Arc` of it (a
+        // clone of the token would lock its mutex, and so would its drop).
+        let cancel = Arc::new(Cancel::default());
         let mut tasks = JoinSet::new();
         let mut failures = None;
         let mut panic = None;
         let mut items = pin!(stream.enumerate());
         while let Some((index, item)) = items.next().await {
-            if stop.load(Ordering::Relaxed) {
+            if cancel.is_cancelled() {
                 break;
             }
             let permit = Arc::clone(&permits)
@@ -612,35 +759,31 @@ mod spawned {
                 .await
                 .expect("the semaphore is never closed");
             let (acquire, release, body) = (acquire.clone(), release.clone(), body.clone());
-            let task_stop = Arc::clone(&stop);
+            let task_cancel = Arc::clone(&cancel);
             tasks.spawn(async move {
                 let _permit = permit;
-                // A failure while this task waited for its permit.
-                if task_stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let mut resource = acquire(item).await.map_err(|source| {
-                    task_stop.store(true, Ordering::Relaxed);
-                    ScopedError::Acquire { index, source }
-                })?;
-                let used = AssertUnwindSafe(call_body(body, &mut resource))
-                    .catch_unwind()
-                    .await;
-                if !matches!(used, Ok(Ok(_))) {
-                    task_stop.store(true, Ordering::Relaxed);
-                }
-                let released = release(resource).await;
-                match settle(index, used, released) {
-                    Ok(result) => result.map(drop),
+                // As async closures (`A` and `Rel` are plain closures
+                // returning futures, `B` a `SendBody`).
+                let acquire = move |item| acquire(item);
+                let release = move |resource| release(resource);
+                let body = async move |resource: &mut R| call_body(body, resource).await;
+                // A failure while the loop waited for this task's permit, or
+                // before the task's first poll, has cancelled it: it acquires
+                // nothing.
+                let result =
+                    cancellable_scope(index, item, &task_cancel, true, acquire, body, release)
+                        .await;
+                match failure(result) {
+                    Ok(failure) => failure.map_or(Ok(()), Err),
                     Err(payload) => resume_unwind(payload),
                 }
             });
             while let Some(finished) = tasks.try_join_next() {
-                reap(finished, &stop, &mut failures, &mut panic);
+                reap(finished, &cancel, &mut failures, &mut panic);
             }
         }
         while let Some(finished) = tasks.join_next().await {
-            reap(finished, &stop, &mut failures, &mut panic);
+            reap(finished, &cancel, &mut failures, &mut panic);
         }
         if let Some(payload) = panic {
             resume_unwind(payload);

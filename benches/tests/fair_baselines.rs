@@ -3,13 +3,19 @@
 //! releases every acquired resource exactly once on `Ok`, on an acquire, body
 //! or release error and on a panic (resumed only after the release), wraps
 //! every error with its item's index, and the fail-fast concurrent ones stop
-//! acquiring after the first failure and keep every error.
+//! acquiring after the first failure and keep every error. The concurrent
+//! ones cancel their siblings as the adapters do: at the first failure (a
+//! panic, for the maps) an item stuck in its acquire or its body is dropped
+//! there and released, and no item acquires after it.
 //!
 //! Plain counters: an acquire, a body and a release that log what they do,
-//! with failures and panics planned per item.
+//! with failures, panics and steps that never finish planned per item. Every
+//! run has a timeout, so that a baseline that does not cancel a stuck item
+//! fails its test instead of hanging the suite.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt as _};
 use loopscope::ScopedError;
@@ -23,15 +29,30 @@ struct Log {
     released: Vec<usize>,
     /// Resources dropped (after an async release too).
     dropped: Vec<usize>,
+    /// How many items had acquired when the first planned failure (an
+    /// acquire's or a body's error, or a body's panic) happened.
+    acquired_at_failure: Option<usize>,
 }
 
-/// The failures and panics to inject, by item.
+impl Log {
+    /// Notes that a planned failure happens now.
+    fn failing(&mut self) {
+        let acquired = self.acquired.len();
+        self.acquired_at_failure.get_or_insert(acquired);
+    }
+}
+
+/// The failures, panics and stuck steps to inject, by item.
 #[derive(Debug, Default, Clone)]
 struct Plan {
     fail_acquire: Vec<usize>,
     fail_body: Vec<usize>,
     panic_body: Vec<usize>,
     fail_release: Vec<usize>,
+    /// Acquires that never finish.
+    stuck_acquire: Vec<usize>,
+    /// Bodies that never finish.
+    stuck_body: Vec<usize>,
     /// Whether each body (and each release) yields to the runtime first, so
     /// that the concurrent items interleave.
     yields: bool,
@@ -69,7 +90,11 @@ impl Kit {
     }
 
     async fn acquire(&self, item: usize) -> Result<Res, Fail> {
+        if self.plan.stuck_acquire.contains(&item) {
+            std::future::pending::<()>().await;
+        }
         if self.plan.fail_acquire.contains(&item) {
+            self.log.lock().unwrap().failing();
             return Err(Fail("acquire", item));
         }
         self.log.lock().unwrap().acquired.push(item);
@@ -83,10 +108,15 @@ impl Kit {
         if self.plan.yields {
             tokio::task::yield_now().await;
         }
+        if self.plan.stuck_body.contains(&res.item) {
+            std::future::pending::<()>().await;
+        }
         if self.plan.panic_body.contains(&res.item) {
+            self.log.lock().unwrap().failing();
             panic!("planned panic of item {}", res.item);
         }
         if self.plan.fail_body.contains(&res.item) {
+            self.log.lock().unwrap().failing();
             return Err(Fail("body", res.item));
         }
         Ok(res.item * 10)
@@ -111,6 +141,20 @@ impl Kit {
         acquired
     }
 
+    /// No item acquired after the first planned failure, which cancelled the
+    /// others (one thread: the log is in the order things happened).
+    #[track_caller]
+    fn assert_nothing_acquired_after_the_failure(&self) {
+        let log = self.log.lock().unwrap();
+        let at_failure = log.acquired_at_failure.expect("a planned failure happened");
+        assert_eq!(
+            log.acquired[..],
+            log.acquired[..at_failure],
+            "acquired after the failure: {:?}",
+            &log.acquired[at_failure..]
+        );
+    }
+
     /// Every acquired resource released (by `release` if `async_release`,
     /// always dropped) exactly once; returns the acquired items.
     #[track_caller]
@@ -130,11 +174,19 @@ impl Kit {
     }
 }
 
+/// Far longer than any run takes: a run that takes longer hangs.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `future` on a one-thread runtime, failing (with a panic) if it takes
+/// longer than [`TIMEOUT`] rather than hanging the test suite.
 fn run<T>(future: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap()
-        .block_on(future)
+        // The timer is made inside the runtime.
+        .block_on(async { tokio::time::timeout(TIMEOUT, future).await })
+        .expect("the run hung: a stuck item was not cancelled")
 }
 
 /// Runs `f`, which must panic with the planned panic; returns nothing.
@@ -591,22 +643,19 @@ fn concurrent_for_each(kit: &Kit) -> Result<(), fair::Failures<Error>> {
 fn spawned_for_each(kit: &Kit) -> Result<(), fair::Failures<Error>> {
     let (a, r, b) = (kit.clone(), kit.clone(), kit.clone());
     // One thread: the tasks interleave the same way every run.
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(fair::for_each_spawned(
-            stream::iter(0..MANY),
-            LIMIT,
-            move |item| {
-                let kit = a.clone();
-                async move { kit.acquire(item).await }
-            },
-            move |res| {
-                let kit = r.clone();
-                async move { kit.release(res).await }
-            },
-            async move |res: &mut Res| b.body(res).await,
-        ))
+    run(fair::for_each_spawned(
+        stream::iter(0..MANY),
+        LIMIT,
+        move |item| {
+            let kit = a.clone();
+            async move { kit.acquire(item).await }
+        },
+        move |res| {
+            let kit = r.clone();
+            async move { kit.release(res).await }
+        },
+        async move |res: &mut Res| b.body(res).await,
+    ))
 }
 
 fn for_eachs() -> Vec<(&'static str, ForEach)> {
@@ -742,5 +791,160 @@ fn for_each_concurrent_releases_before_a_panic_resumes() {
             "{name}: {acquired:?}"
         );
         assert_eq!(kit.acquired(), acquired);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Cancellation: the first failure (a panic, for the maps) cancels a sibling
+// stuck in its body or its acquire. Without the cancellation these runs never
+// end, and fail at their timeout.
+
+#[test]
+fn for_each_concurrent_cancels_a_stuck_body() {
+    for (name, for_each) in for_eachs() {
+        for release_fails in [false, true] {
+            // Item 0's body never finishes; item 1's fails.
+            let kit = Kit::new(Plan {
+                stuck_body: vec![0],
+                fail_body: vec![1],
+                fail_release: if release_fails { vec![0] } else { vec![] },
+                yields: true,
+                ..Plan::default()
+            });
+            let failures = for_each(&kit).unwrap_err();
+            assert_eq!(
+                failures.first,
+                ScopedError::Use {
+                    index: 1,
+                    source: Fail("body", 1),
+                    release: None
+                },
+                "{name}"
+            );
+            // Item 0, cancelled and released, is among the failures when its
+            // release failed (as in loopscope's `Failures`, a cancelled item
+            // whose release succeeded is no failure).
+            let cancelled: &[Error] = if release_fails {
+                &[ScopedError::Cancelled {
+                    index: 0,
+                    release: Some(Fail("release", 0)),
+                }]
+            } else {
+                &[]
+            };
+            assert_eq!(failures.others, cancelled, "{name}");
+            let acquired = kit.assert_released_once(true);
+            assert!(acquired.contains(&0), "{name}: {acquired:?}");
+            kit.assert_nothing_acquired_after_the_failure();
+        }
+    }
+}
+
+#[test]
+fn for_each_concurrent_cancels_a_stuck_acquire() {
+    for (name, for_each) in for_eachs() {
+        // Item 0's acquire never finishes; item 1's body fails.
+        let kit = Kit::new(Plan {
+            stuck_acquire: vec![0],
+            fail_body: vec![1],
+            yields: true,
+            ..Plan::default()
+        });
+        let failures = for_each(&kit).unwrap_err();
+        assert_eq!(
+            failures.first,
+            ScopedError::Use {
+                index: 1,
+                source: Fail("body", 1),
+                release: None
+            },
+            "{name}"
+        );
+        // Cancelled while acquiring: nothing acquired, nothing released, no
+        // failure.
+        assert!(failures.others.is_empty(), "{name}: {failures:?}");
+        let acquired = kit.assert_released_once(true);
+        assert!(!acquired.contains(&0), "{name}: {acquired:?}");
+        kit.assert_nothing_acquired_after_the_failure();
+    }
+}
+
+#[test]
+fn concurrent_maps_cancel_a_stuck_body_on_a_panic() {
+    for unordered in [false, true] {
+        // Item 0's body never finishes; item 1's panics.
+        let kit = Kit::new(Plan {
+            stuck_body: vec![0],
+            panic_body: vec![1],
+            yields: true,
+            ..Plan::default()
+        });
+        let k = &kit;
+        assert_panics(|| {
+            let acquire = async |item| k.acquire(item).await;
+            let release = async |res| k.release(res).await;
+            let body = async |res: &mut Res| k.body(res).await;
+            // Item 0, cancelled, yields nothing: it is not an `Err`.
+            let sum = async |sum: usize, value: Result<usize, Error>| sum + value.unwrap();
+            if unordered {
+                run(
+                    fair::try_map_unordered(stream::iter(0..MANY), LIMIT, acquire, release, body)
+                        .fold(0, sum),
+                );
+            } else {
+                run(
+                    fair::try_map_concurrent(stream::iter(0..MANY), LIMIT, acquire, release, body)
+                        .fold(0, sum),
+                );
+            }
+        });
+        let acquired = kit.assert_released_once(true);
+        assert!(acquired.contains(&0), "unordered {unordered}: {acquired:?}");
+        kit.assert_nothing_acquired_after_the_failure();
+    }
+}
+
+#[test]
+fn concurrent_baselines_acquire_nothing_after_the_cancellation() {
+    // Item 4 fails (panics, for the maps); the stream goes on, so that many
+    // items start after the cancellation: none of them acquires.
+    for (name, for_each) in for_eachs() {
+        let kit = Kit::new(Plan {
+            fail_body: vec![4],
+            yields: true,
+            ..Plan::default()
+        });
+        for_each(&kit).unwrap_err();
+        kit.assert_released_once(true);
+        kit.assert_nothing_acquired_after_the_failure();
+        assert!(kit.acquired().len() < MANY, "{name}");
+    }
+    for unordered in [false, true] {
+        let kit = Kit::new(Plan {
+            panic_body: vec![4],
+            yields: true,
+            ..Plan::default()
+        });
+        let k = &kit;
+        assert_panics(|| {
+            let acquire = async |item| k.acquire(item).await;
+            let release = async |res| k.release(res).await;
+            let body = async |res: &mut Res| k.body(res).await;
+            let count = async |count: usize, _: Result<usize, Error>| count + 1;
+            if unordered {
+                run(
+                    fair::try_map_unordered(stream::iter(0..MANY), LIMIT, acquire, release, body)
+                        .fold(0, count),
+                );
+            } else {
+                run(
+                    fair::try_map_concurrent(stream::iter(0..MANY), LIMIT, acquire, release, body)
+                        .fold(0, count),
+                );
+            }
+        });
+        kit.assert_released_once(true);
+        kit.assert_nothing_acquired_after_the_failure();
+        assert!(kit.acquired().len() < MANY, "unordered {unordered}");
     }
 }
