@@ -9,8 +9,9 @@
 //! also when the body fails), `fair` (`loopscope_benches::fair`: the same
 //! closures with the adapter's guarantees — the index and the same
 //! `ScopedError`, the body under `catch_unwind` and the release awaited on
-//! `Ok`, `Err` and panic; the for-each ones quiescent and fail-fast, keeping
-//! every error) and `adapter`. Every run handles 1,000 items with a
+//! `Ok`, `Err` and panic; the items in flight cancelled at the first failure
+//! (for-each) or panic (maps), as the adapters do; the for-each ones
+//! fail-fast, keeping every error) and `adapter`. Every run handles 1,000 items with a
 //! concurrency limit of 8; the adapters get
 //! `async_bracket(acquire).release(release)`.
 //!
