@@ -191,8 +191,10 @@ fn run<T>(future: impl Future<Output = T>) -> T {
 
 /// Runs `f`, which must panic with the planned panic; returns nothing.
 #[track_caller]
-fn assert_panics(f: impl FnOnce()) {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("the planned panic resumes");
+fn assert_panics<T>(f: impl FnOnce() -> T) {
+    let Err(payload) = catch_unwind(AssertUnwindSafe(f)) else {
+        panic!("the planned panic did not resume");
+    };
     let message = payload
         .downcast_ref::<String>()
         .map(String::as_str)
@@ -584,6 +586,26 @@ fn concurrent_maps_release_and_index_every_result() {
     }
 }
 
+/// Sums the values of a concurrent map baseline (`try_map_unordered` or
+/// `try_map_concurrent`) over `MANY` items, each an error-free `Ok`.
+fn sum_a_map(kit: &Kit, unordered: bool) -> usize {
+    let acquire = async |item| kit.acquire(item).await;
+    let release = async |res| kit.release(res).await;
+    let body = async |res: &mut Res| kit.body(res).await;
+    let sum = async |sum: usize, value: Result<usize, Error>| sum + value.unwrap();
+    if unordered {
+        run(
+            fair::try_map_unordered(stream::iter(0..MANY), LIMIT, acquire, release, body)
+                .fold(0, sum),
+        )
+    } else {
+        run(
+            fair::try_map_concurrent(stream::iter(0..MANY), LIMIT, acquire, release, body)
+                .fold(0, sum),
+        )
+    }
+}
+
 #[test]
 fn concurrent_maps_drain_then_resume_a_panic() {
     let plan = Plan {
@@ -594,23 +616,7 @@ fn concurrent_maps_drain_then_resume_a_panic() {
     let run_map = |unordered: bool| {
         let kit = Kit::new(plan.clone());
         let k = &kit;
-        assert_panics(|| {
-            let acquire = async |item| k.acquire(item).await;
-            let release = async |res| k.release(res).await;
-            let body = async |res: &mut Res| k.body(res).await;
-            let sum = async |sum: usize, value: Result<usize, Error>| sum + value.unwrap();
-            if unordered {
-                run(
-                    fair::try_map_unordered(stream::iter(0..MANY), LIMIT, acquire, release, body)
-                        .fold(0, sum),
-                );
-            } else {
-                run(
-                    fair::try_map_concurrent(stream::iter(0..MANY), LIMIT, acquire, release, body)
-                        .fold(0, sum),
-                );
-            }
-        });
+        assert_panics(|| sum_a_map(k, unordered));
         // Every resource in flight released before the panic resumed; nothing
         // acquired after it but what was already started.
         let acquired = kit.assert_released_once(true);
@@ -880,24 +886,8 @@ fn concurrent_maps_cancel_a_stuck_body_on_a_panic() {
             ..Plan::default()
         });
         let k = &kit;
-        assert_panics(|| {
-            let acquire = async |item| k.acquire(item).await;
-            let release = async |res| k.release(res).await;
-            let body = async |res: &mut Res| k.body(res).await;
-            // Item 0, cancelled, yields nothing: it is not an `Err`.
-            let sum = async |sum: usize, value: Result<usize, Error>| sum + value.unwrap();
-            if unordered {
-                run(
-                    fair::try_map_unordered(stream::iter(0..MANY), LIMIT, acquire, release, body)
-                        .fold(0, sum),
-                );
-            } else {
-                run(
-                    fair::try_map_concurrent(stream::iter(0..MANY), LIMIT, acquire, release, body)
-                        .fold(0, sum),
-                );
-            }
-        });
+        // Item 0, cancelled, yields nothing: it is not an `Err`.
+        assert_panics(|| sum_a_map(k, unordered));
         let acquired = kit.assert_released_once(true);
         assert!(acquired.contains(&0), "unordered {unordered}: {acquired:?}");
         kit.assert_nothing_acquired_after_the_failure();
