@@ -1371,6 +1371,83 @@ async fn a_body_panic_with_items_in_flight_releases_every_resource() {
     }
 }
 
+/// Inside `tokio::spawn`, each sequential adapter (`for_each_scoped`,
+/// `try_fold_scoped`, and `try_map_scoped` collected by `try_collect`), with
+/// an async bracket whose release takes 20 ms and closures borrowing the
+/// task's `&str` config, a `Mutex` log and the counts: item 2's body fails.
+/// The adapter returns item 2's error only once its release has completed,
+/// told `Failed` (invariants 3, 5); nothing is acquired after it (4); never
+/// more than one resource live (1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequential_failure_awaits_the_slow_release_with_borrowing_closures() {
+    let _watchdog =
+        watchdog("a_sequential_failure_awaits_the_slow_release_with_borrowing_closures");
+    for adapter in ["for_each", "fold", "map"] {
+        let counts = Arc::new(Counts::default());
+        let task = tokio::spawn({
+            let counts = Arc::clone(&counts);
+            async move {
+                let (counts, prefix, log) = (&counts, "db", &Mutex::new(Vec::new()));
+                let acquire = async_bracket(async |item: u32| {
+                    Ok::<_, io::Error>((item, Owned::open(counts)))
+                })
+                .release_with(async |resource, outcome| slow_release(log, resource, outcome).await);
+                let body = async |(item, _): &mut (u32, Owned)| {
+                    yield_now().await;
+                    if *item == 2 {
+                        return Err(io::Error::other(format!("{prefix}: reset by peer")));
+                    }
+                    Ok(*item)
+                };
+                let index = match adapter {
+                    "for_each" => stream::iter(0..N)
+                        .for_each_scoped(acquire, body)
+                        .await
+                        .map_err(|error| error.index()),
+                    "fold" => stream::iter(0..N)
+                        .try_fold_scoped(0, acquire, async |sum, resource| {
+                            body(resource).await.map(|item| sum + item)
+                        })
+                        .await
+                        .map(drop)
+                        .map_err(|error| error.index()),
+                    _ => stream::iter(0..N)
+                        .try_map_scoped(acquire, body)
+                        .try_collect::<Vec<u32>>()
+                        .await
+                        .map(drop)
+                        .map_err(|error| error.index()),
+                };
+                // Read at once, before anything else can run: quiescence.
+                let released = counts.released.load(SeqCst);
+                (index, released, log.lock().unwrap().clone())
+            }
+        });
+        let (index, released, log) = join(task).await;
+        assert_eq!(index, Err(2), "{adapter}");
+        assert_eq!(
+            released, 3,
+            "{adapter}: returned before item 2's release completed"
+        );
+        assert_eq!(
+            counts.acquired.load(SeqCst),
+            3,
+            "{adapter}: acquired after the failure"
+        );
+        assert_eq!(
+            log,
+            [
+                (0, Outcome::Completed),
+                (1, Outcome::Completed),
+                (2, Outcome::Failed)
+            ],
+            "{adapter}"
+        );
+        assert_eq!(counts.live.load(SeqCst), 0, "{adapter}");
+        assert_eq!(counts.peak.load(SeqCst), 1, "{adapter}");
+    }
+}
+
 // ------------------------------- structured concurrency inside `tokio::spawn`
 
 /// The release of the stuck-sibling tests: logs the item and how it ended,
