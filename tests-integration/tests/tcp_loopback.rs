@@ -18,6 +18,11 @@
 //!
 //! The server's span of each connection therefore lies inside the client's, and
 //! the server's count can never exceed the client's, nor the limit.
+//!
+//! One span is cut short on purpose: when an item fails, the concurrent adapters
+//! cancel their siblings, and a sibling still inside `connect` has its acquire
+//! dropped. The client counts such a connection as `cut`; its socket is closed by
+//! that drop, so the server may have accepted it and sees it end without a request.
 #![cfg(feature = "stream")]
 
 #[path = "common/watchdog.rs"]
@@ -176,6 +181,23 @@ struct ClientStats {
     peak: AtomicUsize,
     acquired: AtomicUsize,
     released: AtomicUsize,
+    /// Acquires cancelled mid-connect: each was counted open, never acquired.
+    cut: AtomicUsize,
+}
+
+/// Counts a connection closed again if its acquire is dropped mid-connect.
+struct CutIfDropped<'a> {
+    client: &'a ClientStats,
+    armed: bool,
+}
+
+impl Drop for CutIfDropped<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.client.current.fetch_sub(1, Ordering::SeqCst);
+            self.client.cut.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// One connection, with the index of the item it serves.
@@ -185,11 +207,18 @@ struct Conn {
     stream: TcpStream,
 }
 
-/// The acquire: counts the connection as open, then connects.
+/// The acquire: counts the connection as open, then connects. Cancelled while it
+/// connects, it counts the connection as cut.
 async fn connect(addr: SocketAddr, client: &ClientStats, index: usize) -> io::Result<Conn> {
     let now = client.current.fetch_add(1, Ordering::SeqCst) + 1;
     client.peak.fetch_max(now, Ordering::SeqCst);
-    match TcpStream::connect(addr).await {
+    let mut cut = CutIfDropped {
+        client,
+        armed: true,
+    };
+    let connected = TcpStream::connect(addr).await;
+    cut.armed = false;
+    match connected {
         Ok(stream) => {
             client.acquired.fetch_add(1, Ordering::SeqCst);
             Ok(Conn { index, stream })
@@ -245,18 +274,40 @@ fn load(counter: &AtomicUsize) -> usize {
 }
 
 /// Checks that every connection was closed cleanly and nothing is left open.
-fn assert_all_closed_cleanly(server: &Server, client: &ClientStats, expected: usize) {
+///
+/// Right when the adapter returns, the client's counts are exact: `expected`
+/// connections acquired and released, none open. So is the server's count of
+/// clean closes for those, since each release waited for the server's `FIN`.
+/// Connections cut mid-connect (`ClientStats::cut`, none on a run without a
+/// failure) are closed by their drop, which the server sees a moment later: it
+/// may accept up to that many more, and only those may end other than cleanly.
+async fn assert_all_closed_cleanly(server: &Server, client: &ClientStats, expected: usize) {
+    let cut = load(&client.cut);
     assert_eq!(load(&client.acquired), expected, "client connections");
     assert_eq!(load(&client.released), expected, "client releases");
     assert_eq!(load(&client.current), 0, "client connections still open");
-    assert_eq!(server.stat(|s| &s.accepted), expected, "accepted");
-    assert_eq!(server.stat(|s| &s.clean), expected, "clean closes");
-    assert_eq!(server.stat(|s| &s.resets), 0, "resets");
-    assert_eq!(server.stat(|s| &s.other), 0, "other endings");
+    assert!(
+        server.stat(|s| &s.clean) >= expected,
+        "clean closes: {} of {expected}",
+        server.stat(|s| &s.clean)
+    );
+    if cut > 0 {
+        server.wait_for(|s| &s.current, 0).await;
+    }
     assert_eq!(
         server.stat(|s| &s.current),
         0,
         "server connections still open"
+    );
+    let accepted = server.stat(|s| &s.accepted);
+    assert!(
+        (expected..=expected + cut).contains(&accepted),
+        "accepted {accepted}: {expected} acquired and {cut} cut mid-connect"
+    );
+    let unclean = server.stat(|s| &s.resets) + server.stat(|s| &s.other);
+    assert!(
+        unclean <= cut,
+        "{unclean} connections ended other than cleanly, {cut} cut mid-connect"
     );
 }
 
@@ -292,7 +343,7 @@ async fn for_each_scoped_concurrent_caps_live_connections_and_closes_each_cleanl
     // Right when the future completes, with no waiting: every release (and so
     // every close the server counts) has completed.
     assert_eq!(load(&fetched), ITEMS);
-    assert_all_closed_cleanly(&server, &client, ITEMS);
+    assert_all_closed_cleanly(&server, &client, ITEMS).await;
     assert_eq!(
         load(&client.peak),
         LIMIT,
@@ -336,7 +387,7 @@ async fn try_map_scoped_concurrent_yields_pages_in_input_order() {
             "result {index} out of order"
         );
     }
-    assert_all_closed_cleanly(&server, &client, ITEMS);
+    assert_all_closed_cleanly(&server, &client, ITEMS).await;
     assert_eq!(load(&client.peak), LIMIT, "client peak");
     assert_eq!(server.stat(|s| &s.peak), LIMIT, "server peak");
 }
@@ -375,13 +426,14 @@ async fn a_failed_release_is_reported_with_its_index_after_every_close() {
     }
 
     // Quiescence: right when the future returns, every connection the client
-    // opened has been released, and the server has seen each one closed cleanly.
+    // acquired has been released, and the server has seen each one closed
+    // cleanly. Siblings still connecting when item 500 failed were cancelled.
     let acquired = load(&client.acquired);
     assert!(
         acquired > FAIL_AT,
         "items up to {FAIL_AT} were acquired, got {acquired}"
     );
-    assert_all_closed_cleanly(&server, &client, acquired);
+    assert_all_closed_cleanly(&server, &client, acquired).await;
     assert!(load(&client.peak) <= LIMIT, "client peak");
     assert!(server.stat(|s| &s.peak) <= LIMIT, "server peak");
 }
@@ -412,7 +464,7 @@ async fn sequential_for_each_scoped_holds_one_connection_at_a_time() {
     .expect("every item succeeded");
 
     assert_eq!(echoed, (0..ITEMS).collect::<Vec<_>>());
-    assert_all_closed_cleanly(&server, &client, ITEMS);
+    assert_all_closed_cleanly(&server, &client, ITEMS).await;
     assert_eq!(load(&client.peak), 1, "client peak");
     assert_eq!(server.stat(|s| &s.peak), 1, "server peak");
 }
