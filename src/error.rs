@@ -23,7 +23,7 @@ use crate::cause::{Message, source_below};
 /// resource for item 0 (its release failed too: flush failed): bad header". The index
 /// alone does not say *which* item it was in a stream of values that are not
 /// `Clone`: label the error where the item is still at hand, with
-/// [`LabelExt::with_label`](crate::LabelExt::with_label) (or anyhow's
+/// [`LabelExt::with_label`] (or anyhow's
 /// `with_context`) in the acquire, as the guide's
 /// [Which item failed](crate::guide#which-item-failed) shows.
 ///
@@ -61,14 +61,15 @@ use crate::cause::{Message, source_below};
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
-// Without `std` (a `no_std` build) there is no `std` path to link to.
+// Without `std` (a `no_std` build) there is no `std` path to link to, nor the
+// crate's `std` items: link to their pages.
 #[cfg_attr(
     feature = "std",
-    doc = "[`std::io::Error`]: std::io::Error\n[`ErrorKind`]: std::io::ErrorKind"
+    doc = "[`std::io::Error`]: std::io::Error\n[`ErrorKind`]: std::io::ErrorKind\n[`LabelExt::with_label`]: crate::LabelExt::with_label"
 )]
 #[cfg_attr(
     not(feature = "std"),
-    doc = "[`std::io::Error`]: https://doc.rust-lang.org/std/io/struct.Error.html\n[`ErrorKind`]: https://doc.rust-lang.org/std/io/enum.ErrorKind.html"
+    doc = "[`std::io::Error`]: https://doc.rust-lang.org/std/io/struct.Error.html\n[`ErrorKind`]: https://doc.rust-lang.org/std/io/enum.ErrorKind.html\n[`LabelExt::with_label`]: https://docs.rs/loopscope/0.1/loopscope/trait.LabelExt.html#tymethod.with_label"
 )]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -99,12 +100,23 @@ pub enum ScopedError<A, U, R> {
     },
     /// A concurrent adapter cancelled the item before its scope completed —
     /// another item failed or panicked, or the stream was
-    /// [stopped](crate::ScopedStream::stop) — and released its resource, if it
+    /// [stopped] — and released its resource, if it
     /// had acquired one, told [`Outcome::Cancelled`](crate::Outcome::Cancelled).
     ///
     /// A fail-fast adapter reports a cancelled item among the
-    /// [`Failures`](crate::Failures) only when its release failed; a stopped
+    /// [`Failures`] only when its release failed; a stopped
     /// mapping stream yields one for every item it had pulled and not finished.
+    ///
+    // Only the stream adapters cancel, and only they exist with `stream`:
+    // without it, link to their pages.
+    #[cfg_attr(
+        feature = "stream",
+        doc = "[stopped]: crate::ScopedStream::stop\n[`Failures`]: crate::Failures"
+    )]
+    #[cfg_attr(
+        not(feature = "stream"),
+        doc = "[stopped]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStream.html#tymethod.stop\n[`Failures`]: https://docs.rs/loopscope/0.1/loopscope/struct.Failures.html"
+    )]
     Cancelled {
         /// The item's position in the input.
         index: usize,

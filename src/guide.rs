@@ -467,7 +467,7 @@
 //! completed, `ROLLBACK` when it failed or panicked — always before the
 //! connection itself is released. A failed `BEGIN` releases the connection at
 //! once, told `Failed`. Async, with
-//! [`async_bracket_on`](crate::async_bracket_on), a cancellation between the
+//! [`async_bracket_on`], a cancellation between the
 //! two steps hands the connection to its part's `release_on_cancel`, and the
 //! connection's release — spawned with `.spawn_on_cancel()`, feature `tokio` —
 //! is told `Cancelled`: roll back or discard it there.
@@ -529,8 +529,8 @@
 //! returns, with no `match`:
 //!
 //! - `io::Error` (feature `std`), keeping the failing step's
-//!   [`ErrorKind`](std::io::ErrorKind), when the acquire, body and release
-//!   errors are `io::Error`s (or `Infallible`, or [`Labelled`](crate::Labelled)
+//!   [`ErrorKind`], when the acquire, body and release
+//!   errors are `io::Error`s (or `Infallible`, or [`Labelled`]
 //!   `io::Error`s);
 //! - `anyhow::Error` or `Box<dyn Error + Send + Sync>`, whatever the three
 //!   error types are, as long as they are `Debug + Display + Send + Sync +
@@ -583,7 +583,7 @@
 //! The error gives the item's index. When the items are a slice, `paths[error.index()]`
 //! is the item; when they are a stream of owned values that are not `Clone`,
 //! they went into the acquire and the index cannot find them again. Label the
-//! error where the item is still at hand: [`LabelExt::with_label`](crate::LabelExt::with_label)
+//! error where the item is still at hand: [`LabelExt::with_label`]
 //! on the acquire's `Result` (or anyhow's `with_context`), and, for the body's
 //! and the release's errors, return the label with the resource:
 //!
@@ -635,9 +635,9 @@
 //! they have ended.
 //!
 //! - **Stop at once.** A fail-fast adapter
-//!   ([`for_each_scoped_concurrent`](crate::ScopedStreamExt::for_each_scoped_concurrent),
+//!   ([`for_each_scoped_concurrent`],
 //!   [`for_each_scoped_spawned`],
-//!   [`try_collect_all`](crate::ScopedStream::try_collect_all)) acquires nothing
+//!   [`try_collect_all`]) acquires nothing
 //!   after the moment an acquire or a body fails — not after that item's
 //!   release, which may take a while.
 //! - **Cancel the siblings.** The bodies (and acquires) in flight are dropped
@@ -645,7 +645,7 @@
 //!   [`Outcome::Cancelled`](crate::Outcome::Cancelled) (roll back, don't
 //!   commit); the adapter returns once every release has completed. A release
 //!   that has started is never cut off.
-//! - **Keep every error.** The error is [`Failures`](crate::Failures): the
+//! - **Keep every error.** The error is [`Failures`]: the
 //!   first failure, with every other failure of the items that were in flight —
 //!   a body that failed at the same moment, a release that failed or timed
 //!   out (a cancelled item's as [`ScopedError::Cancelled`](crate::ScopedError::Cancelled)).
@@ -663,7 +663,7 @@
 //!
 //! The mapping streams do not stop at an error: each item yields its own
 //! `Result`. Stopping early by dropping them (`try_collect` does, at the first
-//! `Err`) abandons the releases in flight; [`ScopedStream::try_collect_all`](crate::ScopedStream::try_collect_all)
+//! `Err`) abandons the releases in flight; [`ScopedStream::try_collect_all`]
 //! stops at the first error *and* waits:
 //!
 //! ```
@@ -805,7 +805,7 @@
 //!   ```
 //!
 //!   Thread the state through
-//!   [`try_fold_scoped`](crate::ScopedStreamExt::try_fold_scoped) instead
+//!   [`try_fold_scoped`] instead
 //!   (`async |total, file| Ok(total + file.len())`), or keep it in an atomic or
 //!   a `Mutex` the closure borrows. No structure of the adapter can lend a
 //!   captured `&mut` to one item at a time and keep its future `Send` on stable
@@ -817,7 +817,7 @@
 //!   before the `.await`, or use `tokio::sync::Mutex`.
 //! - A *resource type* that borrows from the task (`Counted<'a>` holding a
 //!   `&'a AtomicUsize`, a transaction borrowing its connection) released by an
-//!   [`async_bracket`](crate::async_bracket)`(..).release(..)` is not yet
+//!   [`async_bracket`]`(..).release(..)` is not yet
 //!   spawnable, though the same closures in a hand-written loop are:
 //!
 //!   ```text
@@ -839,7 +839,7 @@
 //!
 //!   or `error: higher-ranked lifetime error`. If you still see these, an
 //!   acquire of your own is the cause: implement
-//!   [`AsyncAcquire`](crate::AsyncAcquire) for a `Copy` handle (`&Pool`) or an
+//!   [`AsyncAcquire`] for a `Copy` handle (`&Pool`) or an
 //!   `Arc`, whose methods take `self` by value and whose futures own what they
 //!   use, rather than returning futures that borrow a closure kept elsewhere.
 //!
@@ -980,9 +980,10 @@
 //! [`Outcome`]: crate::Outcome
 //! [`TaskTracker`]: https://docs.rs/tokio-util/0.7/tokio_util/task/task_tracker/struct.TaskTracker.html
 //
-// The test kit's items exist only with the `testing` feature: without it, link
-// to their docs.rs pages, so that `cargo doc` with any features has no broken
-// links.
+// The test kit's items exist only with the `testing` feature, the stream
+// adapters' only with `stream`, the spawned ones' only with `tokio`: without
+// it, link to their docs.rs pages, so that `cargo doc` with any features has no
+// broken links.
 #![cfg_attr(
     feature = "testing",
     doc = "[`Tracker`]: crate::testing::Tracker\n[`Faults`]: crate::testing::Faults\n[`cancel_at_every_poll`]: crate::testing::cancel_at_every_poll"
@@ -990,6 +991,14 @@
 #![cfg_attr(
     not(feature = "testing"),
     doc = "[`Tracker`]: https://docs.rs/loopscope/0.1/loopscope/testing/struct.Tracker.html\n[`Faults`]: https://docs.rs/loopscope/0.1/loopscope/testing/struct.Faults.html\n[`cancel_at_every_poll`]: https://docs.rs/loopscope/0.1/loopscope/testing/fn.cancel_at_every_poll.html"
+)]
+#![cfg_attr(
+    feature = "stream",
+    doc = "[`async_bracket_on`]: crate::async_bracket_on\n[`ErrorKind`]: std::io::ErrorKind\n[`Labelled`]: crate::Labelled\n[`LabelExt::with_label`]: crate::LabelExt::with_label\n[`for_each_scoped_concurrent`]: crate::ScopedStreamExt::for_each_scoped_concurrent\n[`try_collect_all`]: crate::ScopedStream::try_collect_all\n[`ScopedStream::try_collect_all`]: crate::ScopedStream::try_collect_all\n[`Failures`]: crate::Failures\n[`try_fold_scoped`]: crate::ScopedStreamExt::try_fold_scoped\n[`async_bracket`]: crate::async_bracket\n[`AsyncAcquire`]: crate::AsyncAcquire"
+)]
+#![cfg_attr(
+    not(feature = "stream"),
+    doc = "[`async_bracket_on`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket_on.html\n[`ErrorKind`]: https://doc.rust-lang.org/std/io/enum.ErrorKind.html\n[`Labelled`]: https://docs.rs/loopscope/0.1/loopscope/struct.Labelled.html\n[`LabelExt::with_label`]: https://docs.rs/loopscope/0.1/loopscope/trait.LabelExt.html#tymethod.with_label\n[`for_each_scoped_concurrent`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.for_each_scoped_concurrent\n[`try_collect_all`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStream.html#method.try_collect_all\n[`ScopedStream::try_collect_all`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStream.html#method.try_collect_all\n[`Failures`]: https://docs.rs/loopscope/0.1/loopscope/struct.Failures.html\n[`try_fold_scoped`]: https://docs.rs/loopscope/0.1/loopscope/trait.ScopedStreamExt.html#method.try_fold_scoped\n[`async_bracket`]: https://docs.rs/loopscope/0.1/loopscope/fn.async_bracket.html\n[`AsyncAcquire`]: https://docs.rs/loopscope/0.1/loopscope/trait.AsyncAcquire.html"
 )]
 #![cfg_attr(
     feature = "tokio",
