@@ -18,7 +18,7 @@
 //! - The items of [`Drive`](super::concurrent::Drive)'s own adapters are all
 //!   polled by the engine, inside its `poll_next`. The engine tells them
 //!   whether they are cancelled, and they tell it their failures, through a
-//!   thread-local set for the duration of that poll ([`polling`]) — as tokio's
+//!   thread-local set for the duration of that poll ([`Polling`]) — as tokio's
 //!   cooperative budget reaches the futures a task polls. An item then holds
 //!   nothing for it (no reference, no reference count), and a check is a
 //!   thread-local read. The engine wakes the items that wait when it sees the
@@ -41,7 +41,7 @@ pub(super) trait Cancellation {
     /// Whether the items are cancelled: the engine acquires no more.
     fn is_cancelled(&self) -> bool;
     /// What to tell the items about to be polled, through the thread-local
-    /// ([`polling`]): [`CANCELLED`], [`ARMED`] (fail-fast) or [`RUNNING`].
+    /// ([`Polling`]): [`CANCELLED`], [`ARMED`] (fail-fast) or [`RUNNING`].
     fn told(&self) -> usize;
     /// Makes the first failing acquire or body cancel the items.
     fn make_fail_fast(&mut self);
@@ -117,24 +117,51 @@ std::thread_local! {
     static POLLED: Cell<usize> = const { Cell::new(RUNNING) };
 }
 
-/// Runs `poll` — the engine polling its items — with the items told whether
-/// they are cancelled, or whether a failure cancels them, and returns with its
-/// output the index of the first item that failed (fail-fast) or panicked in
-/// that poll, if any. The previous state is restored afterwards (also if
-/// `poll` unwinds): an item's body may itself run a concurrent adapter.
-#[inline]
-pub(super) fn polling<R>(
-    cancellation: &impl Cancellation,
-    poll: impl FnOnce() -> R,
-) -> (R, Option<usize>) {
-    let outer = POLLED.replace(cancellation.told());
-    let restore = scopeguard::guard(outer, |outer| POLLED.set(outer));
-    let polled = poll();
-    let told = POLLED.replace(scopeguard::ScopeGuard::into_inner(restore));
-    (polled, told.checked_sub(FAILED))
+/// The engine polling its items, from [`enter`](Self::enter) to the drop:
+/// meanwhile the items are told whether they are cancelled, or whether a
+/// failure cancels them, and tell the engine their failures. The drop restores
+/// the previous state (also when unwinding): an item's body may itself run a
+/// concurrent adapter, whose engine then does the same inside this one's.
+///
+/// One for a whole poll of the engine, not one per poll of its set of items:
+/// a for-each engine goes from item to item without returning, and the
+/// thread-local is then written only when the cancellation changes.
+#[must_use = "the items are told only while it lives"]
+pub(super) struct Polling {
+    outer: usize,
 }
 
-/// The scope's side for an item polled by the engine ([`polling`]).
+impl Polling {
+    /// Tells the items what `cancellation` says, until the drop.
+    #[inline]
+    pub(super) fn enter(cancellation: &impl Cancellation) -> Self {
+        Self {
+            outer: POLLED.replace(cancellation.told()),
+        }
+    }
+
+    /// The index of the first item that failed (fail-fast) or panicked since
+    /// the items were last told, if any.
+    #[inline]
+    pub(super) fn failure(&self) -> Option<usize> {
+        POLLED.get().checked_sub(FAILED)
+    }
+
+    /// Tells the items what `cancellation` says now.
+    #[inline]
+    pub(super) fn tell(&self, cancellation: &impl Cancellation) {
+        POLLED.set(cancellation.told());
+    }
+}
+
+impl Drop for Polling {
+    #[inline]
+    fn drop(&mut self) {
+        POLLED.set(self.outer);
+    }
+}
+
+/// The scope's side for an item polled by the engine ([`Polling`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Engine;
 

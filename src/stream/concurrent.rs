@@ -21,7 +21,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt as _};
 use pin_project_lite::pin_project;
 
-use super::cancel::{Cancellation, polling};
+use super::cancel::{Cancellation, Polling};
 
 /// A panic caught in an item's future, to be resumed by the adapter.
 type Panic = Box<dyn Any + Send>;
@@ -160,12 +160,17 @@ impl Order for InputOrder {
 /// The items in flight, their outputs in completion order.
 pub(super) struct Unordered<F> {
     running: FuturesUnordered<Slot<F>>,
+    // How many items run. Counted here because the engine asks before every
+    // pull, and `FuturesUnordered::len` reads it through atomic loads of the
+    // head of its task list: about 30 instructions an item (callgrind).
+    count: usize,
 }
 
 impl<F> Default for Unordered<F> {
     fn default() -> Self {
         Self {
             running: FuturesUnordered::new(),
+            count: 0,
         }
     }
 }
@@ -173,16 +178,21 @@ impl<F> Default for Unordered<F> {
 impl<F: Future> InFlight<F> for Unordered<F> {
     fn push(&mut self, future: F, index: usize) {
         self.running.push(Slot::new(future, index));
+        self.count += 1;
     }
 
     #[inline]
     fn has_room(&self, limit: NonZeroUsize) -> bool {
-        self.running.len() < limit.get()
+        self.count < limit.get()
     }
 
     #[inline]
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ended<F::Output>>> {
-        self.running.poll_next_unpin(cx)
+        let polled = self.running.poll_next_unpin(cx);
+        if let Poll::Ready(Some(_)) = polled {
+            self.count -= 1;
+        }
+        polled
     }
 
     fn wake_all(&mut self) {
@@ -252,6 +262,8 @@ impl<T> Eq for Waiting<T> {}
 /// [`WAITING_PER_SLOT`] × `limit` outputs wait.
 pub(super) struct Ordered<F: Future> {
     running: FuturesUnordered<Numbered<F>>,
+    // How many items run (see `Unordered::count`).
+    count: usize,
     waiting: BinaryHeap<Waiting<F::Output>>,
     // The position of the next output to yield.
     yielded: usize,
@@ -261,6 +273,7 @@ impl<F: Future> Default for Ordered<F> {
     fn default() -> Self {
         Self {
             running: FuturesUnordered::new(),
+            count: 0,
             waiting: BinaryHeap::new(),
             yielded: 0,
         }
@@ -272,11 +285,12 @@ impl<F: Future> InFlight<F> for Ordered<F> {
         self.running.push(Numbered {
             slot: Slot::new(future, index),
         });
+        self.count += 1;
     }
 
     #[inline]
     fn has_room(&self, limit: NonZeroUsize) -> bool {
-        self.running.len() < limit.get()
+        self.count < limit.get()
             && self.waiting.len() < limit.get().saturating_mul(WAITING_PER_SLOT)
     }
 
@@ -297,6 +311,7 @@ impl<F: Future> InFlight<F> for Ordered<F> {
             let Some((number, finished)) = ready!(self.running.poll_next_unpin(cx)) else {
                 return Poll::Ready(None);
             };
+            self.count -= 1;
             match finished {
                 Ok(output) if number == self.yielded => {
                     self.yielded += 1;
@@ -330,7 +345,9 @@ impl<F: Future> Drop for Ordered<F> {
 pin_project! {
     /// Runs `start(item, index)` for every item of a stream, at most `limit`
     /// at a time, and yields each output in the order of the set `Set`
-    /// ([`Order::Set`]); ends once the stream is exhausted (or the items were
+    /// ([`Order::Set`]) — as a `Stream`, or only the failures
+    /// ([`poll_next_failure`](Drive::poll_next_failure), for the for-each
+    /// adapters); ends once the stream is exhausted (or the items were
     /// cancelled, see [`Drive::cancel`]) and every item in flight has finished
     /// — so every release has completed.
     ///
@@ -438,7 +455,7 @@ fn wake_once<F: Future>(in_flight: &mut impl InFlight<F>, woken: &mut bool) {
     }
 }
 
-impl<St, Set, S, F, C> Stream for Drive<St, Set, S, C>
+impl<St, Set, S, F, C> Drive<St, Set, S, C>
 where
     St: Stream,
     S: FnMut(St::Item, usize) -> F,
@@ -446,14 +463,23 @@ where
     Set: InFlight<F>,
     C: Cancellation,
 {
-    type Item = F::Output;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+    /// The engine's loop: yields what `pick` picks of the next output, in the
+    /// set's order. An output it does not pick is dropped, and the engine goes
+    /// on to the next item without returning: a for-each engine returns only
+    /// with a failure, or once it must wait.
+    #[inline]
+    fn poll_next_picked<Out>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut pick: impl FnMut(F::Output) -> Option<Out>,
+    ) -> Poll<Option<Out>> {
         let mut this = self.project();
-        assert!(
-            !*this.poisoned,
-            "a concurrent scoped adapter was polled after a panic it resumed"
-        );
+        // The items polled below are told whether they are cancelled, until
+        // this poll returns (see `super::cancel`).
+        let polling = Polling::enter(&*this.cancellation);
+        // Once a panic was resumed, the items are cancelled and none is left:
+        // a poll after it pulls nothing and reaches `None` below, where it
+        // panics (checked there, not on every poll).
         loop {
             // Fill every free slot first, so that the cap is reached when the
             // stream allows it; once the items are cancelled, pull no more.
@@ -475,13 +501,14 @@ where
                     }
                 }
             }
-            let in_flight = &mut *this.in_flight;
-            let (polled, failure) = polling(&*this.cancellation, || in_flight.poll_next(cx));
+            let polled = this.in_flight.poll_next(cx);
             // An item failed (fail-fast) or panicked in that poll and cancelled
-            // the others: wake those that wait, so that they see it. (The items
-            // of the spawned adapters are tasks, woken by their own token.)
-            if let Some(index) = failure {
+            // the others: tell those polled from now on, and wake those that
+            // wait, so that they see it. (The items of the spawned adapters are
+            // tasks, woken by their own token.)
+            if let Some(index) = polling.failure() {
                 this.cancellation.fail(index);
+                polling.tell(&*this.cancellation);
                 wake_once(this.in_flight, this.woken);
             }
             let Poll::Ready(polled) = polled else {
@@ -501,10 +528,16 @@ where
             match polled {
                 // While a panic waits for the other items, their outputs are
                 // dropped: the caller gets the panic.
-                Some(Ok(output)) if this.panic.is_none() => return Poll::Ready(Some(output)),
-                Some(Ok(_dropped)) => {}
+                Some(Ok(output)) => {
+                    if this.panic.is_none()
+                        && let Some(picked) = pick(output)
+                    {
+                        return Poll::Ready(Some(picked));
+                    }
+                }
                 Some(Err((index, panic))) => {
                     this.cancellation.fail(index);
+                    polling.tell(&*this.cancellation);
                     wake_once(this.in_flight, this.woken);
                     // The panic of the item that failed first (its own scope
                     // reported it, then awaited its release) wins over one
@@ -517,6 +550,10 @@ where
                     }
                 }
                 None => {
+                    assert!(
+                        !*this.poisoned,
+                        "a concurrent scoped adapter was polled after a panic it resumed"
+                    );
                     if let Some((_, panic)) = this.panic.take() {
                         *this.poisoned = true;
                         resume_unwind(panic);
@@ -530,5 +567,36 @@ where
                 }
             }
         }
+    }
+}
+
+impl<St, Set, S, F, C, T, E> Drive<St, Set, S, C>
+where
+    St: Stream,
+    S: FnMut(St::Item, usize) -> F,
+    F: Future<Output = Result<T, E>>,
+    Set: InFlight<F>,
+    C: Cancellation,
+{
+    /// The next failure of an item, in the set's order; `None` once every item
+    /// has ended. Each success is dropped on the way, without returning: the
+    /// loop of the for-each adapters, which keep only the failures.
+    pub(super) fn poll_next_failure(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<E>> {
+        self.poll_next_picked(cx, Result::err)
+    }
+}
+
+impl<St, Set, S, F, C> Stream for Drive<St, Set, S, C>
+where
+    St: Stream,
+    S: FnMut(St::Item, usize) -> F,
+    F: Future,
+    Set: InFlight<F>,
+    C: Cancellation,
+{
+    type Item = F::Output;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        self.poll_next_picked(cx, Some)
     }
 }

@@ -11,7 +11,7 @@ mod unwind;
 
 mod scoped_stream;
 
-use core::future::Future;
+use core::future::{Future, poll_fn};
 use core::pin::pin;
 
 use futures_util::{Stream, StreamExt as _};
@@ -421,12 +421,10 @@ pub trait ScopedStreamExt: Stream + Sized {
                 start
             ));
             let mut failures = None;
-            while let Some(finished) = drive.as_mut().next().await {
-                if let Err(error) = finished {
-                    // Fail-fast also on a failed release.
-                    drive.as_mut().fail(error.index());
-                    Failures::keep(&mut failures, error, drive.first_failure());
-                }
+            while let Some(error) = poll_fn(|cx| drive.as_mut().poll_next_failure(cx)).await {
+                // Fail-fast also on a failed release.
+                drive.as_mut().fail(error.index());
+                Failures::keep(&mut failures, error, drive.first_failure());
             }
             failures.map_or(Ok(()), Err)
         }

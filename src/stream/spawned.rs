@@ -16,13 +16,13 @@
 //! [`SpawnBody`] are the bounds that let a generic adapter prove it (see
 //! `crate::spawn`).
 
-use core::future::Future;
+use core::future::{Future, poll_fn};
 use core::num::NonZeroUsize;
 use core::pin::pin;
 use std::panic::resume_unwind;
 
 use futures_util::future::Map;
-use futures_util::{FutureExt as _, Stream, StreamExt as _};
+use futures_util::{FutureExt as _, Stream};
 use tokio::runtime::Handle;
 use tokio::task::JoinError;
 use tokio_util::task::{AbortOnDropHandle, TaskTracker};
@@ -193,12 +193,10 @@ where
             stream, limit, true, tracker, start
         ));
         let mut failures = None;
-        while let Some(finished) = tasks.next().await {
-            if let Err(error) = finished {
-                // Fail-fast also on a failed release.
-                tasks.as_mut().fail(error.index());
-                Failures::keep(&mut failures, error, tasks.first_failure());
-            }
+        while let Some(error) = poll_fn(|cx| tasks.as_mut().poll_next_failure(cx)).await {
+            // Fail-fast also on a failed release.
+            tasks.as_mut().fail(error.index());
+            Failures::keep(&mut failures, error, tasks.first_failure());
         }
         failures.map_or(Ok(()), Err)
     }
