@@ -29,6 +29,9 @@
 //!   counts the tasks.
 //! - `concurrent_for_each`: `for_each_scoped_concurrent(8, ..)` against
 //!   `stream.map(Ok).try_for_each_concurrent(8, ..)`.
+//! - `concurrent_for_each_draining`: the same, its fair baseline
+//!   `fair::for_each_concurrent_draining` (DESIGN.md's, word for word: skip
+//!   after the first error and drain, cancelling nothing).
 //!
 //! On I/O-bound items (a tokio multi-thread runtime with 2 workers; criterion
 //! only, see below), `for_each_scoped_concurrent(8, ..)` driven by the runtime's
@@ -133,6 +136,15 @@ fn trios() -> Vec<Trio> {
             name: "concurrent_for_each",
             naive: trivial::for_each_try_for_each_concurrent,
             fair: Some(trivial::for_each_fair),
+            adapter: trivial::for_each_adapter,
+            files: false,
+        },
+        // The same adapter against DESIGN.md's fair baseline read word for
+        // word: a draining `for_each_concurrent` that cancels nothing.
+        Trio {
+            name: "concurrent_for_each_draining",
+            naive: trivial::for_each_try_for_each_concurrent,
+            fair: Some(trivial::for_each_draining),
             adapter: trivial::for_each_adapter,
             files: false,
         },
@@ -322,6 +334,25 @@ mod trivial {
         block_on(async {
             let sum = Cell::new(0);
             fair::for_each_concurrent(
+                stream::iter(black_box(&fixture.items).iter().copied()),
+                LIMIT,
+                acquire,
+                release,
+                async |resource: &mut Resource| {
+                    body(resource).await.map(|value| sum.set(sum.get() + value))
+                },
+            )
+            .await
+            .map_err(|error: fair::Failures<Error>| error)
+            .expect("no item fails");
+            sum.get()
+        })
+    }
+
+    pub fn for_each_draining(fixture: &Fixture) -> u64 {
+        block_on(async {
+            let sum = Cell::new(0);
+            fair::for_each_concurrent_draining(
                 stream::iter(black_box(&fixture.items).iter().copied()),
                 LIMIT,
                 acquire,
