@@ -992,4 +992,57 @@ fn main() {
         }
     }
     common::main(&trios(), tokio_benches);
+    #[cfg(feature = "tokio")]
+    if let Ok(rounds) = std::env::var("LOOPSCOPE_INTERLEAVE") {
+        spawned_interleaved(
+            rounds
+                .parse()
+                .expect("LOOPSCOPE_INTERLEAVE: a number of rounds"),
+        );
+    }
+}
+
+/// `LOOPSCOPE_INTERLEAVE=<rounds>` for the spawned workloads, which criterion
+/// alone measures one variant after the other: each round runs every variant
+/// once, in an order that rotates from round to round, on the same 2-worker
+/// runtime; prints the median of each in µs per run of [`spawned::ITEMS`]
+/// items, the adapter against the fair baseline and against the `JoinSet`.
+#[cfg(feature = "tokio")]
+fn spawned_interleaved(rounds: usize) {
+    let only = std::env::var("LOOPSCOPE_ONLY").unwrap_or_default();
+    let runtime = io::runtime();
+    let fixture = Fixture::new(false).expect("the fixture");
+    println!(
+        "{:<32} {:>10} {:>10} {:>10} {:>10} {:>10}   (µs per run of {} items, medians of {rounds} interleaved rounds)",
+        "workload",
+        "join_set",
+        "fair",
+        "adapter",
+        "/fair",
+        "/join_set",
+        spawned::ITEMS
+    );
+    for workload in SPAWNED_WORKLOADS
+        .iter()
+        .filter(|workload| workload.name.contains(only.as_str()))
+    {
+        let variants: [TokioWorkload; 3] = [workload.join_set, workload.fair, workload.spawned];
+        let expected = (workload.join_set)(&runtime, &fixture);
+        let mut samples = vec![Vec::with_capacity(rounds); variants.len()];
+        for round in 0..rounds {
+            for k in 0..variants.len() {
+                let v = (round + k) % variants.len();
+                let start = std::time::Instant::now();
+                assert_eq!(variants[v](&runtime, black_box(&fixture)), expected);
+                samples[v].push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        let [join_set, fair, adapter] = [0, 1, 2].map(|v| common::median(&mut samples[v]));
+        println!(
+            "{:<32} {join_set:>10.0} {fair:>10.0} {adapter:>10.0} {:>10.3} {:>10.3}",
+            workload.name,
+            adapter / fair,
+            adapter / join_set,
+        );
+    }
 }

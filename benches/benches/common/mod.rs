@@ -234,7 +234,7 @@ pub fn callgrind_spec() -> Option<String> {
 }
 
 /// The median of `values` (sorted in place).
-fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len() % 2 == 0 {
