@@ -444,25 +444,7 @@ where
     pub(super) fn make_fail_fast(self: Pin<&mut Self>) {
         self.project().cancellation.make_fail_fast();
     }
-}
 
-/// Wakes every item of `in_flight` to see the cancellation, unless `woken`
-/// says it was done (an item woken since would have seen it).
-fn wake_once<F: Future>(in_flight: &mut impl InFlight<F>, woken: &mut bool) {
-    if !*woken {
-        *woken = true;
-        in_flight.wake_all();
-    }
-}
-
-impl<St, Set, S, F, C> Drive<St, Set, S, C>
-where
-    St: Stream,
-    S: FnMut(St::Item, usize) -> F,
-    F: Future,
-    Set: InFlight<F>,
-    C: Cancellation,
-{
     /// The engine's loop: yields what `pick` picks of the next output, in the
     /// set's order. An output it does not pick is dropped, and the engine goes
     /// on to the next item without returning: a for-each engine returns only
@@ -567,6 +549,15 @@ where
                 }
             }
         }
+    }
+}
+
+/// Wakes every item of `in_flight` to see the cancellation, unless `woken`
+/// says it was done (an item woken since would have seen it).
+fn wake_once<F: Future>(in_flight: &mut impl InFlight<F>, woken: &mut bool) {
+    if !*woken {
+        *woken = true;
+        in_flight.wake_all();
     }
 }
 
