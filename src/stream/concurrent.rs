@@ -22,6 +22,7 @@ use futures_util::{Stream, StreamExt as _};
 use pin_project_lite::pin_project;
 
 use super::cancel::{Cancellation, Polling};
+use crate::{Failures, ScopedError};
 
 /// A panic caught in an item's future, to be resumed by the adapter.
 type Panic = Box<dyn Any + Send>;
@@ -345,8 +346,8 @@ impl<F: Future> Drop for Ordered<F> {
 pin_project! {
     /// Runs `start(item, index)` for every item of a stream, at most `limit`
     /// at a time, and yields each output in the order of the set `Set`
-    /// ([`Order::Set`]) — as a `Stream`, or only the failures
-    /// ([`poll_next_failure`](Drive::poll_next_failure), for the for-each
+    /// ([`Order::Set`]) — as a `Stream`, or keeping only the failures
+    /// ([`poll_failures`](Drive::poll_failures), for the for-each
     /// adapters); ends once the stream is exhausted (or the items were
     /// cancelled, see [`Drive::cancel`]) and every item in flight has finished
     /// — so every release has completed.
@@ -561,19 +562,28 @@ fn wake_once<F: Future>(in_flight: &mut impl InFlight<F>, woken: &mut bool) {
     }
 }
 
-impl<St, Set, S, F, C, T, E> Drive<St, Set, S, C>
+impl<St, Set, S, F, C, T, A, U, R> Drive<St, Set, S, C>
 where
     St: Stream,
     S: FnMut(St::Item, usize) -> F,
-    F: Future<Output = Result<T, E>>,
+    F: Future<Output = Result<T, ScopedError<A, U, R>>>,
     Set: InFlight<F>,
     C: Cancellation,
 {
-    /// The next failure of an item, in the set's order; `None` once every item
-    /// has ended. Each success is dropped on the way, without returning: the
-    /// loop of the for-each adapters, which keep only the failures.
-    pub(super) fn poll_next_failure(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<E>> {
-        self.poll_next_picked(cx, Result::err)
+    /// Runs every item to its end, keeping each failure in `failures`: the
+    /// loop of the fail-fast for-each adapters. Each success is dropped on the
+    /// way, without returning; a failure the items did not report themselves
+    /// (a failed release) cancels the others too.
+    pub(super) fn poll_failures(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        failures: &mut Option<Failures<ScopedError<A, U, R>>>,
+    ) -> Poll<()> {
+        while let Some(error) = ready!(self.as_mut().poll_next_picked(cx, Result::err)) {
+            self.as_mut().fail(error.index());
+            Failures::keep(failures, error, self.first_failure());
+        }
+        Poll::Ready(())
     }
 }
 

@@ -421,11 +421,7 @@ pub trait ScopedStreamExt: Stream + Sized {
                 start
             ));
             let mut failures = None;
-            while let Some(error) = poll_fn(|cx| drive.as_mut().poll_next_failure(cx)).await {
-                // Fail-fast also on a failed release.
-                drive.as_mut().fail(error.index());
-                Failures::keep(&mut failures, error, drive.first_failure());
-            }
+            poll_fn(|cx| drive.as_mut().poll_failures(cx, &mut failures)).await;
             failures.map_or(Ok(()), Err)
         }
     }

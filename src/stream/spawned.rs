@@ -193,11 +193,7 @@ where
             stream, limit, true, tracker, start
         ));
         let mut failures = None;
-        while let Some(error) = poll_fn(|cx| tasks.as_mut().poll_next_failure(cx)).await {
-            // Fail-fast also on a failed release.
-            tasks.as_mut().fail(error.index());
-            Failures::keep(&mut failures, error, tasks.first_failure());
-        }
+        poll_fn(|cx| tasks.as_mut().poll_failures(cx, &mut failures)).await;
         failures.map_or(Ok(()), Err)
     }
 }
