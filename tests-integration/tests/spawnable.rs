@@ -1675,6 +1675,146 @@ async fn a_failure_cancels_stuck_siblings_released_by_drop() {
     }
 }
 
+/// A service whose syncs borrow what it holds through `&self`: the config's
+/// prefix, the release log and the counts (pattern `f` of the tests above,
+/// here with failures).
+struct Syncer {
+    prefix: String,
+    log: Mutex<Vec<(u32, Outcome)>>,
+    // Each release's start and end, in order: `(item, true)` when it starts.
+    releases: Mutex<Vec<(u32, bool)>>,
+    counts: Arc<Counts>,
+}
+
+impl Syncer {
+    /// One sync through `adapter`: item 0 fails (or panics) after 5 ms while
+    /// its siblings are stuck and every release takes 20 ms.
+    async fn sync(&self, adapter: &str, panics: bool) -> Result<(), BracketError> {
+        let bracket =
+            async_bracket(async |item: u32| Ok::<_, io::Error>((item, Owned::open(&self.counts))))
+                .release_with(async |resource: (u32, Owned), outcome| {
+                    let item = resource.0;
+                    self.releases.lock().unwrap().push((item, true));
+                    let released = slow_release(&self.log, resource, outcome).await;
+                    self.releases.lock().unwrap().push((item, false));
+                    released
+                });
+        // Unlike `fail_or_stick`, the siblings are stuck from their first poll:
+        // when item 0 fails, 5 ms later, none of them is polled with it, so the
+        // engine itself must wake them to see the cancellation.
+        let body = async |(item, _): &mut (u32, Owned)| {
+            if *item != 0 {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if panics {
+                panic!("{}: item 0 panicked", self.prefix);
+            }
+            Err::<String, _>(io::Error::other(format!("{}: item 0 failed", self.prefix)))
+        };
+        let items = stream::iter(0..N);
+        match adapter {
+            "for_each" => items
+                .for_each_scoped_concurrent(LIMIT, bracket, async |resource: &mut (u32, Owned)| {
+                    body(resource).await.map(drop)
+                })
+                .await
+                .map_err(Failures::into_first),
+            "ordered" => items
+                .try_map_scoped_concurrent(LIMIT, bracket, body)
+                .try_collect_all::<Vec<String>>()
+                .await
+                .map(drop)
+                .map_err(Failures::into_first),
+            _ => items
+                .try_map_scoped_unordered(LIMIT, bracket, body)
+                .try_collect_all::<Vec<String>>()
+                .await
+                .map(drop)
+                .map_err(Failures::into_first),
+        }
+    }
+}
+
+/// The stuck-sibling failure and panic through a `&self` method, run as
+/// `tokio::spawn(async move { service.sync(..).await })`: each adapter ends
+/// with item 0's error (or its panic) only once the stuck siblings were
+/// cancelled, told `Cancelled`, and every 20 ms release has completed. The
+/// siblings are cancelled at once — their releases start while item 0's own
+/// still runs — and nothing is acquired after the failure (invariants 3–5, 7,
+/// 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_through_self_cancels_stuck_siblings() {
+    let _watchdog = watchdog("a_failure_through_self_cancels_stuck_siblings");
+    for panics in [false, true] {
+        for adapter in ["for_each", "ordered", "unordered"] {
+            let service = Arc::new(Syncer {
+                prefix: "svc".to_owned(),
+                log: Mutex::new(Vec::new()),
+                releases: Mutex::new(Vec::new()),
+                counts: Arc::new(Counts::default()),
+            });
+            let task = tokio::spawn({
+                let service = Arc::clone(&service);
+                async move { service.sync(adapter, panics).await }
+            });
+            let joined = timeout(TIME_LIMIT, task).await.expect("no hang");
+            let case = format!("{adapter}, panics: {panics}");
+            if panics {
+                assert!(
+                    joined.expect_err("the panic reached the handle").is_panic(),
+                    "{case}"
+                );
+            } else {
+                let error = joined.expect("no panic").expect_err("item 0 fails");
+                assert_eq!(error.index(), 0, "{case}: {error}");
+                assert_eq!(
+                    error.to_string(),
+                    "failed to use the resource for item 0: svc: item 0 failed",
+                    "{case}"
+                );
+            }
+            let counts = &service.counts;
+            assert_eq!(
+                counts.released.load(SeqCst),
+                counts.acquired.load(SeqCst),
+                "{case}: returned before every release completed"
+            );
+            assert_eq!(
+                counts.acquired.load(SeqCst),
+                LIMIT,
+                "{case}: acquired after the failure"
+            );
+            assert_eq!(counts.live.load(SeqCst), 0, "{case}");
+            let mut outcomes = service.log.lock().unwrap().clone();
+            outcomes.sort_by_key(|&(item, _)| item);
+            let first = if panics {
+                Outcome::Panicked
+            } else {
+                Outcome::Failed
+            };
+            let mut expected = vec![(0, first)];
+            expected.extend((1..LIMIT as u32).map(|item| (item, Outcome::Cancelled)));
+            assert_eq!(outcomes, expected, "{case}");
+            let releases = service.releases.lock().unwrap().clone();
+            let item_0_released = releases
+                .iter()
+                .position(|&release| release == (0, false))
+                .expect("item 0 released");
+            let started_before: Vec<u32> = releases[..item_0_released]
+                .iter()
+                .filter(|&&(item, starts)| starts && item != 0)
+                .map(|&(item, _)| item)
+                .collect();
+            assert_eq!(
+                sorted(started_before),
+                (1..LIMIT as u32).collect::<Vec<_>>(),
+                "{case}: the siblings were not cancelled while item 0's release ran: {releases:?}"
+            );
+        }
+    }
+}
+
 /// A resource released by `Drop`, holding the task's counter, whose `Drop`
 /// panics when `panics` is set.
 struct Fragile {
